@@ -33,9 +33,16 @@ pub enum Message {
     /// Text from the user.
     User { content: String },
     /// A turn of the model: text and/or tool calls.
-    Assistant { content: Option<String>, tool_calls: Vec<ToolCallRequest> },
+    Assistant {
+        content: Option<String>,
+        tool_calls: Vec<ToolCallRequest>,
+    },
     /// The result of one tool call, answering `call_id`.
-    Tool { call_id: String, content: String, is_error: bool },
+    Tool {
+        call_id: String,
+        content: String,
+        is_error: bool,
+    },
 }
 
 /// A tool offered to the model.
@@ -145,10 +152,18 @@ pub type DeltaSink = mpsc::Sender<String>;
 pub enum LlmError {
     /// 429 (after retries).
     #[error("{provider} rate-limited the request (HTTP 429): {message}")]
-    RateLimited { provider: String, retry_after: Option<Duration>, message: String },
+    RateLimited {
+        provider: String,
+        retry_after: Option<Duration>,
+        message: String,
+    },
     /// Any other non-2xx status (after retries for 5xx/529).
     #[error("{provider} answered HTTP {status}: {message}")]
-    Status { provider: String, status: u16, message: String },
+    Status {
+        provider: String,
+        status: u16,
+        message: String,
+    },
     /// Connect, first-byte, idle-stream or total timeout.
     #[error("{provider} timed out: {message}")]
     Timeout { provider: String, message: String },

@@ -45,6 +45,7 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
         println!("cargo:rerun-if-changed={}", root.join(source).display());
     }
 
+    ensure_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
@@ -93,6 +94,20 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
     }
     let out = PathBuf::from(env("OUT_DIR")).join("components.rs");
     std::fs::write(&out, code).expect("failed to write components.rs");
+}
+
+/// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so a fresh machine
+/// needs no set-up step. Without rustup the build below reports the missing target itself.
+fn ensure_target() {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let Ok(installed) = installed else { return };
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+        return;
+    }
+    let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("cargo:warning=`rustup target add wasm32-wasip2` failed; the wasm build will say why");
+    }
 }
 
 fn env(name: &str) -> String {

@@ -1,0 +1,193 @@
+//! Templates: minijinja without a loader (no file access), with fuel, a recursion limit and an output cap.
+//!
+//! Every template of a workflow is compiled once, when the workflow is parsed, into one [`Templates`] set; a
+//! template is named by its JSON path in the document (`nodes[2].prompt`). The render context holds `input`,
+//! the fields of a JSON object input at top level, and `nodes.<id>.output` of finished nodes. A `fromjson`
+//! filter parses JSON text (e.g. a tool's result) into a value.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
+
+/// Instructions one render may execute.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+/// Nesting depth of one render.
+pub const TEMPLATE_RECURSION: usize = 64;
+
+/// The compiled templates of one workflow.
+pub struct Templates {
+    env: Environment<'static>,
+    json_valued: HashSet<String>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a render failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    /// The rendered text is over the cap.
+    #[error("rendered text is over {0} bytes")]
+    TooLarge(usize),
+    /// The template ran out of fuel.
+    #[error("template ran out of fuel (too much work)")]
+    OutOfFuel,
+    /// Any other template error (undefined filter, type error, bad JSON for `fromjson`, …).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Templates {
+    /// An empty set with the engine's environment (no loader, no auto-escaping, `fromjson`, fuel).
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION);
+        env.add_filter("fromjson", fromjson);
+        Templates { env, json_valued: HashSet::new() }
+    }
+
+    /// Compiles a text template under `name`.
+    pub fn add_text(&mut self, name: &str, source: &str) -> Result<(), String> {
+        self.env.add_template_owned(name.to_string(), source.to_string()).map_err(describe)
+    }
+
+    /// Compiles a JSON-valued template: a string that is exactly one `{{ expr }}` renders to the expression's
+    /// value (keeping its JSON type); any other string renders to text.
+    pub fn add_value(&mut self, name: &str, source: &str) -> Result<(), String> {
+        match single_expression(source) {
+            Some(expr) => {
+                self.env.compile_expression(expr).map_err(describe)?;
+                self.env
+                    .add_template_owned(name.to_string(), format!("{{{{ ({expr}) | tojson }}}}"))
+                    .map_err(describe)?;
+                self.json_valued.insert(name.to_string());
+                Ok(())
+            }
+            None => self.add_text(name, source),
+        }
+    }
+
+    /// Compiles a condition expression under `name`.
+    pub fn add_condition(&mut self, name: &str, expr: &str) -> Result<(), String> {
+        self.env.compile_expression(expr).map_err(describe)?;
+        self.env.add_template_owned(name.to_string(), format!("{{% if ({expr}) %}}1{{% endif %}}")).map_err(describe)
+    }
+
+    /// Renders template `name` to text of at most `cap` bytes.
+    pub fn render(&self, name: &str, ctx: &Value, cap: usize) -> Result<String, RenderError> {
+        let template = self.env.get_template(name).map_err(|e| RenderError::Failed(describe(e)))?;
+        let mut out = Capped { buf: Vec::new(), cap };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.buf).map_err(|e| RenderError::Failed(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::WriteFailure => Err(RenderError::TooLarge(cap)),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(RenderError::OutOfFuel),
+            Err(e) => Err(RenderError::Failed(describe(e))),
+        }
+    }
+
+    /// Renders a template added with [`Templates::add_value`] to a JSON value.
+    pub fn render_value(&self, name: &str, ctx: &Value, cap: usize) -> Result<serde_json::Value, RenderError> {
+        let text = self.render(name, ctx, cap)?;
+        if self.json_valued.contains(name) {
+            serde_json::from_str(&text).map_err(|e| RenderError::Failed(format!("value is not JSON: {e}")))
+        } else {
+            Ok(serde_json::Value::String(text))
+        }
+    }
+
+    /// Evaluates a condition added with [`Templates::add_condition`].
+    pub fn eval_condition(&self, name: &str, ctx: &Value) -> Result<bool, RenderError> {
+        Ok(self.render(name, ctx, 16)? == "1")
+    }
+
+    /// The node ids a template reads through `nodes.<id>`.
+    pub fn referenced_nodes(&self, name: &str) -> Vec<String> {
+        let Ok(template) = self.env.get_template(name) else { return Vec::new() };
+        let mut ids: Vec<String> = template
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|var| var.strip_prefix("nodes.").map(|rest| rest.split('.').next().unwrap_or("").to_string()))
+            .filter(|id| !id.is_empty())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Builds a render context from the run input and the outputs of finished nodes (`id -> output`).
+pub fn context(input: &Value, nodes: &BTreeMap<String, Value>) -> Value {
+    let mut top: BTreeMap<String, Value> = BTreeMap::new();
+    if let Ok(iter) = input.try_iter() {
+        if input.kind() == minijinja::value::ValueKind::Map {
+            for key in iter {
+                if let Some(k) = key.as_str() {
+                    if let Ok(v) = input.get_item(&key) {
+                        top.insert(k.to_string(), v);
+                    }
+                }
+            }
+        }
+    }
+    let node_map: BTreeMap<&str, Value> =
+        nodes.iter().map(|(id, out)| (id.as_str(), Value::from_iter([("output", out.clone())]))).collect();
+    top.insert("input".to_string(), input.clone());
+    top.insert("nodes".to_string(), Value::from_iter(node_map));
+    Value::from_iter(top)
+}
+
+/// `expr` when `source` is exactly one `{{ expr }}` (surrounding whitespace allowed).
+fn single_expression(source: &str) -> Option<&str> {
+    let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+        return None;
+    }
+    let inner = inner.trim_start_matches('-').trim_end_matches('-');
+    Some(inner.trim())
+}
+
+fn fromjson(text: &str) -> Result<Value, Error> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(Value::from_serialize)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}")))
+}
+
+fn describe(e: Error) -> String {
+    match e.line() {
+        Some(line) => format!("{} (line {line})", e.detail().unwrap_or(&e.kind().to_string())),
+        None => e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string()),
+    }
+}
+
+struct Capped {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            return Err(io::Error::other("template output cap"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

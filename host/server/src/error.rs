@@ -1,0 +1,239 @@
+//! [`ApiError`]: every request-level failure, its status and its stable `code`.
+//!
+//! Bodies are always `{"error": {"code", "message", ...}}`. Internal errors are logged inside the request's
+//! span and answered with a generic message: their details never reach the wire.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One problem of an invalid document (`422 invalid_workflow` details).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// JSON pointer-like path of the offending part (`nodes[1].tools[0]`).
+    pub path: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+/// A request-level error. Run-level failures are not errors: they answer `200` with `status: "error"`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// `400 invalid_json`: the body is not JSON (or not the expected shape).
+    #[error("{0}")]
+    InvalidJson(String),
+    /// `400 missing_input`: an invoke body without `input`.
+    #[error("the body has no `input` field")]
+    MissingInput,
+    /// `400` with a specific code (e.g. `invalid_request`, `invalid_cursor`).
+    #[error("{message}")]
+    BadRequest {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// `401 unauthorized`: missing, malformed, unknown or revoked key — always the same body.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// `404` with a specific code (`workflow_not_found`, `run_not_found`, …).
+    #[error("{message}")]
+    NotFound {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// `409` with a specific code.
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// `405 method_not_allowed`.
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
+    /// `413 payload_too_large`.
+    #[error("the body is larger than the configured limit")]
+    PayloadTooLarge,
+    /// `415 unsupported_media_type`.
+    #[error("expected Content-Type {expected}")]
+    UnsupportedMediaType {
+        /// The expected media type.
+        expected: &'static str,
+    },
+    /// `422 invalid_workflow` with every problem.
+    #[error("the workflow is invalid ({} problems)", .0.len())]
+    InvalidWorkflow(Vec<Problem>),
+    /// `422` for an upload that is not a usable plugin (`invalid_plugin`, `not_a_component`, `wrong_world`, …).
+    #[error("{message}")]
+    InvalidPlugin {
+        /// Stable code from the sandbox.
+        code: String,
+        /// Explanation.
+        message: String,
+    },
+    /// `429 run_limit_exceeded`: the account used its monthly runs.
+    #[error("the account has used its {limit} runs of this month")]
+    RunLimitExceeded {
+        /// Monthly limit.
+        limit: u64,
+        /// Runs used this month.
+        used: u64,
+        /// RFC 3339 start of next month (UTC).
+        resets_at: String,
+        /// Seconds until then.
+        retry_after_secs: u64,
+    },
+    /// `429 rate_limited`: the key's request rate is over its limit.
+    #[error("too many requests for this API key")]
+    RateLimited {
+        /// Seconds until a token is available.
+        retry_after_secs: u64,
+    },
+    /// `503 overloaded`: at the concurrency limit.
+    #[error("the server is at its concurrency limit; retry shortly")]
+    Overloaded,
+    /// `503 shutting_down`.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// `500 internal_error`: details go to the log only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A `404` with `code` and `message`.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+
+    /// `404 workflow_not_found`.
+    pub fn workflow_not_found() -> Self {
+        Self::not_found("workflow_not_found", "workflow not found")
+    }
+
+    /// A `400` with `code` and `message`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    /// A `500` from any error (logged, not shown).
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::MissingInput | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidWorkflow(_) | Self::InvalidPlugin { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RunLimitExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::MissingInput => "missing_input",
+            Self::BadRequest { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthorized => "unauthorized",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::InvalidWorkflow(_) => "invalid_workflow",
+            Self::InvalidPlugin { code, .. } => code,
+            Self::RunLimitExceeded { .. } => "run_limit_exceeded",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Overloaded => "overloaded",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(err) = &self {
+            tracing::error!(error = ?err, "internal error");
+        }
+        let mut error = json!({"code": self.code(), "message": self.to_string()});
+        let mut headers = HeaderMap::new();
+        match &self {
+            Self::InvalidWorkflow(details) => {
+                error["details"] = serde_json::to_value(details).unwrap_or(Value::Null);
+            }
+            Self::RunLimitExceeded { limit, used, resets_at, retry_after_secs } => {
+                error["limit"] = json!(limit);
+                error["used"] = json!(used);
+                error["resets_at"] = json!(resets_at);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                headers.insert("ratelimit-limit", HeaderValue::from(*limit));
+                headers.insert("ratelimit-remaining", HeaderValue::from(0u64));
+                headers.insert("ratelimit-reset", HeaderValue::from(*retry_after_secs));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Overloaded | Self::ShuttingDown => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            _ => {}
+        }
+        (status, headers, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType { expected: "application/json" }
+            }
+            JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(e.body_text()),
+            JsonRejection::JsonDataError(e) => Self::bad_request("invalid_request", e.body_text()),
+            JsonRejection::BytesRejection(e) => Self::from(e),
+            other => Self::InvalidJson(other.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::bad_request("invalid_body", rejection.body_text())
+        }
+    }
+}
+
+/// A JSON body extractor whose rejections are [`ApiError`]s (`415`, `400 invalid_json`, `413`).
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

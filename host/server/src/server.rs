@@ -1,0 +1,217 @@
+//! Starting and stopping: store, admin key, providers, sandbox, router, listener, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use pipecat_sandbox::{Limits, Sandbox, SandboxConfig};
+use pipecat_store::{DynStore, KeyHash, SledStore};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::{FileConfig, LimitsConfig, ServeConfig};
+use crate::error::ApiError;
+use crate::examples::Demo;
+use crate::runtime::Runtime;
+use crate::state::AppState;
+use crate::{keys, routes};
+
+/// The router with its middleware: request ids, tracing spans, panic catching.
+pub fn app(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    routes::router(&state).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %id,
+                    account_id = tracing::field::Empty,
+                    run_id = tracing::field::Empty,
+                )
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
+            })),
+    )
+}
+
+/// A server running in the background.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The shared state (store, runtime, …).
+    pub state: AppState,
+    /// The admin key when this start generated it (first start without `PIPECAT_ADMIN_KEY`).
+    pub generated_admin_key: Option<String>,
+    /// What `--with-examples` seeded.
+    pub demo: Option<Demo>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts a graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&self) {
+        self.state.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped: connections closed, runs drained, store flushed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task failed")?
+    }
+}
+
+/// Reads the config file named by `config` (if any) and starts the server. See [`start_with`].
+pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
+    let file = match &config.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    start_with(config, file).await
+}
+
+/// Opens the store, sets up the admin key, providers and sandbox, binds `config.listen` and serves in the
+/// background until [`RunningServer::shutdown`] (or the state's shutdown token) fires.
+pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let dir = config.data_dir.clone();
+    let store: DynStore = Arc::new(
+        tokio::task::spawn_blocking(move || SledStore::open(&dir))
+            .await
+            .context("opening the store")?
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
+    );
+
+    let (admin_hash, generated_admin_key) = admin_key(&store, config.admin_key.as_deref()).await?;
+
+    let providers = pipecat_llm::Providers::from_env(&file.providers_config()).context("invalid [[providers]]")?;
+    let limits = file.limits.clone();
+    let tool_limits = tool_limits(&limits);
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(config.data_dir.join("compiled")),
+        default_limits: tool_limits.clone(),
+        allow_private_networks: limits.allow_private_networks,
+        max_component_bytes: limits.max_plugin_bytes,
+        compile_timeout: limits
+            .compile_timeout_secs
+            .map_or(SandboxConfig::default().compile_timeout, Duration::from_secs),
+        ..SandboxConfig::default()
+    })
+    .context("creating the Wasm sandbox")?;
+    let runtime = Arc::new(Runtime::new(
+        Arc::new(sandbox),
+        Arc::new(providers),
+        pipecat_engine::RunLimits::default(),
+        tool_limits,
+    ));
+    let state = AppState::new(store.clone(), runtime.clone(), file.plans(), limits, admin_hash);
+
+    let demo = if config.with_examples { Some(crate::examples::seed(&state).await.context("seeding the examples")?) } else { None };
+    runtime.preload_published(store);
+
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(run(listener, state.clone()));
+    Ok(RunningServer { addr, state, generated_admin_key, demo, task })
+}
+
+fn tool_limits(limits: &LimitsConfig) -> Limits {
+    let mut l = Limits::default();
+    if let Some(fuel) = limits.tool_fuel {
+        l.fuel = fuel;
+    }
+    if let Some(bytes) = limits.tool_memory_bytes {
+        l.memory_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    if let Some(ms) = limits.tool_timeout_ms {
+        l.timeout = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = limits.tool_output_bytes {
+        l.max_output_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+    l
+}
+
+/// The admin key's hash: from `PIPECAT_ADMIN_KEY`, else the stored one, else a new key (returned to print).
+async fn admin_key(store: &DynStore, given: Option<&str>) -> anyhow::Result<(KeyHash, Option<String>)> {
+    if let Some(key) = given.map(str::trim).filter(|k| !k.is_empty()) {
+        let hash = KeyHash::of(key);
+        if store.admin_key_hash().await? != Some(hash) {
+            store.set_admin_key_hash(hash).await?;
+        }
+        return Ok((hash, None));
+    }
+    if let Some(hash) = store.admin_key_hash().await? {
+        return Ok((hash, None));
+    }
+    let key = keys::generate_admin();
+    let hash = KeyHash::of(&key);
+    store.set_admin_key_hash(hash).await?;
+    Ok((hash, Some(key)))
+}
+
+/// Serves until the shutdown token fires, then drains runs within the grace period and flushes the store.
+async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+    let token = state.shutdown.clone();
+    let grace = Duration::from_secs(state.limits.shutdown_grace_secs);
+    let server = axum::serve(listener, app(state.clone()).into_make_service())
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+    let stop_waiting = async {
+        token.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        () = stop_waiting => tracing::warn!("connections still open after the grace period; closing them"),
+    }
+    state.runs_in_flight.close();
+    if tokio::time::timeout(grace, state.runs_in_flight.wait()).await.is_err() {
+        tracing::warn!("runs still in flight after the grace period");
+    }
+    state.store.flush().await.context("flushing the store")?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// `pipecat serve`: starts the server, prints its address (and a generated admin key, and the demo key with
+/// `--with-examples`), and runs until SIGTERM/SIGINT: stop accepting, drain runs, flush, return `Ok`. A
+/// second signal exits at once.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let server = start(&config).await?;
+    if let Some(key) = &server.generated_admin_key {
+        println!("admin key (shown once, only its hash is kept): {key}");
+    }
+    if let Some(demo) = &server.demo {
+        println!("demo API key (shown once): {}", demo.api_key);
+        for (name, id) in &demo.workflows {
+            println!("example workflow {name}: {id}");
+        }
+        if let Some(id) = demo.workflows.get("calculator").or_else(|| demo.workflows.values().next()) {
+            println!(
+                "try: curl -s http://{}/invoke/{id}/invoke -H 'X-API-Key: {}' -H 'Content-Type: application/json' -d '{{\"input\": \"2 * (3 + 4) ^ 2\"}}'",
+                server.addr, demo.api_key
+            );
+        }
+    }
+    println!("pipecat listening on http://{}", server.addr);
+    crate::shutdown::watch_signals(server.state.shutdown.clone());
+    server.wait().await
+}

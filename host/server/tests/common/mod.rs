@@ -1,0 +1,157 @@
+//! Shared helpers: an in-process server on `127.0.0.1:0` over a temporary data directory, and a client.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use pipecat::{FileConfig, RunningServer, ServeConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The admin key of test servers.
+pub const ADMIN: &str = "test-admin-key";
+
+/// A running in-process server and a client for it.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub http: reqwest::Client,
+    pub url: String,
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+/// One answer: status, headers and JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The `error.code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    /// A server with this TOML configuration.
+    pub async fn start(toml: &str) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, toml).await
+    }
+
+    /// A server over an existing data directory.
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, toml: &str) -> TestServer {
+        let mut config = ServeConfig::for_data_dir(dir.path());
+        config.admin_key = Some(ADMIN.to_string());
+        let file = FileConfig::parse(toml).expect("test config");
+        let server = pipecat::start_with(&config, file).await.expect("server starts");
+        let url = server.url();
+        TestServer { server, http: reqwest::Client::new(), url, dir }
+    }
+
+    /// Sends a request and reads the answer.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, headers, body }
+    }
+
+    /// GET with a key.
+    pub async fn get(&self, path: &str, key: &str) -> Answer {
+        self.send(self.http.get(format!("{}{path}", self.url)).header("x-api-key", key)).await
+    }
+
+    /// POST JSON with a key.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(self.http.post(format!("{}{path}", self.url)).header("x-api-key", key).json(body)).await
+    }
+
+    /// PUT JSON with a key.
+    pub async fn put(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(self.http.put(format!("{}{path}", self.url)).header("x-api-key", key).json(body)).await
+    }
+
+    /// DELETE with a key.
+    pub async fn delete(&self, path: &str, key: &str) -> Answer {
+        self.send(self.http.delete(format!("{}{path}", self.url)).header("x-api-key", key)).await
+    }
+
+    /// Creates an account (optionally with a limit override) and a key; returns `(account_id, key)`.
+    pub async fn account(&self, monthly_run_limit: Option<u64>) -> (String, String) {
+        let mut body = json!({"name": "acme", "plan": "free"});
+        if let Some(limit) = monthly_run_limit {
+            body["monthly_run_limit"] = json!(limit);
+        }
+        let a = self.post("/v1/accounts", ADMIN, &body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        let id = a.body["id"].as_str().expect("account id").to_string();
+        let k = self.post(&format!("/v1/accounts/{id}/keys"), ADMIN, &json!({"name": "test"})).await;
+        assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
+        (id, k.body["key"].as_str().expect("key").to_string())
+    }
+
+    /// Uploads a shipped plugin under its name.
+    pub async fn upload_shipped(&self, key: &str, name: &str) -> Answer {
+        let bytes = shipped(name);
+        self.upload(key, name, bytes.to_vec()).await
+    }
+
+    /// Uploads bytes as a plugin.
+    pub async fn upload(&self, key: &str, name: &str, bytes: Vec<u8>) -> Answer {
+        self.send(
+            self.http
+                .post(format!("{}/v1/plugins?name={name}", self.url))
+                .header("x-api-key", key)
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await
+    }
+
+    /// Creates and publishes a workflow; returns its id.
+    pub async fn publish(&self, key: &str, doc: &Value) -> String {
+        let w = self.post("/v1/workflows", key, doc).await;
+        assert_eq!(w.status, StatusCode::CREATED, "{:?}", w.body);
+        let id = w.body["id"].as_str().expect("workflow id").to_string();
+        let p = self.post(&format!("/v1/workflows/{id}/publish"), key, &json!({})).await;
+        assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
+        id
+    }
+
+    /// Invokes a workflow.
+    pub async fn invoke(&self, key: &str, id: &str, input: Value) -> Answer {
+        self.post(&format!("/invoke/{id}/invoke"), key, &json!({ "input": input })).await
+    }
+}
+
+/// The bytes of a shipped plugin.
+pub fn shipped(name: &str) -> &'static [u8] {
+    pipecat_plugins::SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).expect("shipped plugin")
+}
+
+/// A template-only workflow (no plugin, no LLM).
+pub fn template_workflow() -> Value {
+    json!({
+        "name": "greet",
+        "nodes": [{"id": "reply", "type": "template", "template": "Hello, {{ input }}!"}],
+        "edges": [],
+        "output": "reply"
+    })
+}
+
+/// A workflow calling the calculator plugin.
+pub fn calculator_workflow() -> Value {
+    json!({
+        "name": "calculator",
+        "nodes": [
+            {"id": "calc", "type": "tool", "tool": "calculator.calculate", "arguments": {"expression": "{{ input }}"}},
+            {"id": "reply", "type": "template", "template": "{{ input }} = {{ nodes.calc.output }}"}
+        ],
+        "edges": [{"from": "calc", "to": "reply"}],
+        "output": "reply"
+    })
+}

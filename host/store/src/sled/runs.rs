@@ -1,0 +1,143 @@
+//! Runs (with a per-workflow index, newest first by UUIDv7 id) and monthly run counters.
+
+use sled::Transactional;
+use uuid::Uuid;
+
+use super::SledStore;
+use super::codec::{SledResultExt, dec, enc, tx_err};
+use super::keys;
+use crate::{RunPage, RunQuery, RunRecord, RunStatus, StoreError, StoreResult};
+
+impl SledStore {
+    pub(super) fn put_run_sync(&self, run: &RunRecord) -> StoreResult<()> {
+        let status = run.status.to_byte();
+        let mut value = Vec::with_capacity(512);
+        value.push(status);
+        value.extend_from_slice(&enc("run", run)?);
+        let key = keys::pair(run.account_id, run.run_id);
+        let index = keys::triple(run.account_id, run.workflow_id, run.run_id);
+        (&self.t.runs, &self.t.runs_by_workflow)
+            .transaction(|(runs, by_workflow)| {
+                runs.insert(&key, value.as_slice())?;
+                by_workflow.insert(&index[..], &[status])?;
+                Ok(())
+            })
+            .map_err(|e| tx_err("recording a run", e))
+    }
+
+    pub(super) fn get_run_sync(
+        &self,
+        account_id: Uuid,
+        run_id: Uuid,
+    ) -> StoreResult<Option<RunRecord>> {
+        match self
+            .t
+            .runs
+            .get(keys::pair(account_id, run_id))
+            .ctx("reading a run")?
+        {
+            Some(v) => Ok(Some(decode_run(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn list_runs_sync(
+        &self,
+        account_id: Uuid,
+        workflow_id: Option<Uuid>,
+        query: RunQuery,
+    ) -> StoreResult<RunPage> {
+        let limit = query.limit.max(1);
+        let (tree, prefix) = match workflow_id {
+            Some(wf) => (
+                &self.t.runs_by_workflow,
+                keys::pair(account_id, wf).to_vec(),
+            ),
+            None => (&self.t.runs, account_id.as_bytes().to_vec()),
+        };
+        let iter = match query.cursor {
+            Some(cursor) => {
+                let mut end = prefix.clone();
+                end.extend_from_slice(cursor.as_bytes());
+                tree.range(prefix.clone()..end)
+            }
+            None => tree.scan_prefix(&prefix),
+        };
+        let mut runs = Vec::new();
+        let mut more = false;
+        for item in iter.rev() {
+            let (k, v) = item.ctx("listing runs")?;
+            let status = v.first().copied().and_then(RunStatus::from_byte);
+            if query.status.is_some() && status != query.status {
+                continue;
+            }
+            if runs.len() == limit {
+                more = true;
+                break;
+            }
+            if workflow_id.is_some() {
+                let run_id = keys::uuid_at(&k, prefix.len())?;
+                // The index and the run are written in one transaction; a miss means a concurrent change.
+                if let Some(run) = self.get_run_sync(account_id, run_id)? {
+                    runs.push(run);
+                }
+            } else {
+                runs.push(decode_run(&v)?);
+            }
+        }
+        let next_cursor = if more {
+            runs.last().map(|r: &RunRecord| r.run_id)
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next_cursor })
+    }
+
+    pub(super) fn reserve_run_sync(
+        &self,
+        account_id: Uuid,
+        month: &str,
+        limit: u64,
+    ) -> StoreResult<u64> {
+        let key = keys::month(account_id, month)?;
+        // fetch_and_update is a compare-and-swap loop: concurrent callers are serialised on the counter.
+        let before = self
+            .t
+            .run_counters
+            .fetch_and_update(&key, |old| {
+                let used = old.map(read_u64).unwrap_or(0);
+                if used < limit {
+                    Some((used + 1).to_be_bytes().to_vec())
+                } else {
+                    old.map(<[u8]>::to_vec)
+                }
+            })
+            .ctx("counting a run")?;
+        let used = before.as_deref().map(read_u64).unwrap_or(0);
+        if used < limit {
+            Ok(used + 1)
+        } else {
+            Err(StoreError::LimitExceeded { used, limit })
+        }
+    }
+
+    pub(super) fn runs_used_sync(&self, account_id: Uuid, month: &str) -> StoreResult<u64> {
+        let key = keys::month(account_id, month)?;
+        Ok(self
+            .t
+            .run_counters
+            .get(key)
+            .ctx("reading a run counter")?
+            .as_deref()
+            .map(read_u64)
+            .unwrap_or(0))
+    }
+}
+
+fn decode_run(v: &[u8]) -> StoreResult<RunRecord> {
+    dec("run", v.get(1..).unwrap_or_default())
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}

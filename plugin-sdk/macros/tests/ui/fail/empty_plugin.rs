@@ -1,0 +1,3 @@
+pipecat_plugin_sdk::plugin!();
+
+fn main() {}
