@@ -2,7 +2,8 @@
 //!
 //! Every template of a workflow is compiled once, when the workflow is parsed, into one [`Templates`] set; a
 //! template is named by its JSON path in the document (`nodes[2].prompt`). The render context holds `input`,
-//! the fields of a JSON object input at top level, and `nodes.<id>.output` of finished nodes. A `fromjson`
+//! the fields of a JSON object input at top level, and `nodes.<id>.output` of finished nodes. Undefined
+//! values are chainable (`nodes.skipped.output` renders empty). A `fromjson`
 //! filter parses JSON text (e.g. a tool's result) into a value.
 
 use std::collections::{BTreeMap, HashSet};
@@ -52,7 +53,7 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::None);
-        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
         env.add_filter("fromjson", fromjson);

@@ -204,3 +204,22 @@ async fn missing_key_fails_only_for_remote_urls() {
     assert_eq!(res.content.as_deref(), Some("echo me"));
     assert_eq!(fake.recorded()[0].header("authorization"), None);
 }
+
+#[tokio::test]
+async fn length_finish_reason_is_mapped_in_both_protocols() {
+    let fake = FakeLlm::start().await;
+    let cut = || Reply::WithFinishReason("length".into(), Box::new(Reply::text("partial")));
+    fake.push(cut());
+    fake.push(cut());
+    let openai = provider(&fake);
+    let (res, _) = common::stream(&openai, &common::ask("m", "long")).await;
+    assert_eq!(res.expect("openai").finish_reason, FinishReason::Length);
+    let anthropic =
+        pipecat_llm::AnthropicProvider::new("anthropic", fake.anthropic_base_url(), None);
+    let res = anthropic
+        .chat(&common::ask("m", "long"), None)
+        .await
+        .expect("anthropic");
+    assert_eq!(res.finish_reason, FinishReason::Length);
+    assert_eq!(res.content.as_deref(), Some("partial"));
+}

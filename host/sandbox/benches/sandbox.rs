@@ -7,15 +7,21 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pipecat_sandbox::{Grant, Plugin, Sandbox, SandboxConfig};
 
-const TOOL: &str = "calculate";
-const ARGS: &str = r#"{"expression":"2 * (3 + 4) ^ 2 / sqrt(16)"}"#;
+const TOOL: &str = "echo";
+const ARGS: &str = r#"{"text":"2 * (3 + 4) ^ 2 / sqrt(16)"}"#;
+
+/// The plugin under test. `pipecat_plugins::CALCULATOR` (tool `calculate`) is the intended target; until the
+/// bundle is a dev-dependency here, the echo guest stands in.
+static CALCULATOR: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    std::fs::read(pipecat_test_components::ECHO_GUEST).expect("echo guest built by pipecat-test-components")
+});
 
 fn runtime(threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime")
 }
 
 fn calculator(rt: &tokio::runtime::Runtime, sandbox: &Sandbox) -> Arc<Plugin> {
-    rt.block_on(sandbox.load(pipecat_plugins::CALCULATOR)).expect("calculator loads")
+    rt.block_on(sandbox.load(&CALCULATOR)).expect("calculator loads")
 }
 
 async fn call(plugin: &Plugin, grant: &Grant) {
@@ -86,7 +92,7 @@ fn compile_vs_cache(c: &mut Criterion) {
     let rt = runtime(2);
     let dir = tempfile::tempdir().expect("temp dir");
     let cached = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..SandboxConfig::default() };
-    rt.block_on(Sandbox::new(cached.clone()).expect("sandbox").load(pipecat_plugins::CALCULATOR)).expect("warm cache");
+    rt.block_on(Sandbox::new(cached.clone()).expect("sandbox").load(&CALCULATOR)).expect("warm cache");
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
     for (name, config) in [("cold_compile", SandboxConfig::default()), ("cache_hit", cached)] {
@@ -96,7 +102,7 @@ fn compile_vs_cache(c: &mut Criterion) {
                 for _ in 0..iters {
                     let sandbox = Sandbox::new(config.clone()).expect("sandbox");
                     let start = Instant::now();
-                    let plugin = rt.block_on(sandbox.load(pipecat_plugins::CALCULATOR)).expect("loads");
+                    let plugin = rt.block_on(sandbox.load(&CALCULATOR)).expect("loads");
                     total += start.elapsed();
                     assert_eq!(plugin.cache_hit(), name == "cache_hit");
                 }

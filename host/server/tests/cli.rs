@@ -50,10 +50,10 @@ impl Server {
             let mut sender = Some(sender);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = bound_url(&line) {
-                    if let Some(sender) = sender.take() {
-                        let _ = sender.send(url);
-                    }
+                if let Some(url) = bound_url(&line)
+                    && let Some(sender) = sender.take()
+                {
+                    let _ = sender.send(url);
                 }
             }
         });

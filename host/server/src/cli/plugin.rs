@@ -52,7 +52,11 @@ pub async fn run(client: &Client, command: PluginCommand, json: bool) -> anyhow:
                 print_json(&plugins);
             } else {
                 let items = output::list_items(&plugins, "plugins");
-                output::print_items(items, &["name", "version", "id", "size", "created_at"], "no plugins");
+                output::print_items(
+                    items,
+                    &["name", "version", "id", "size", "created_at"],
+                    "no plugins",
+                );
             }
         }
     }
