@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::future::BoxFuture;
-use pipecat_engine::{Engine, ProviderFn, ProviderSource, RunContext, RunLimits, ToolFailure, ToolRunner, ToolSpec, Workflow};
+use pipecat_engine::{
+    Engine, ProviderFn, ProviderSource, RunContext, RunLimits, ToolFailure, ToolRunner, ToolSpec,
+    Workflow,
+};
 use pipecat_fake_llm::{FakeLlm, Reply};
-use pipecat_llm::{ChatRequest, ChatResponse, DeltaSink, HttpPolicy, LlmError, OpenAiProvider, Provider};
+use pipecat_llm::{
+    ChatRequest, ChatResponse, DeltaSink, HttpPolicy, LlmError, OpenAiProvider, Provider,
+};
 use serde_json::{Value, json};
 
 /// Adds the time spent in `chat` to a counter.
@@ -25,11 +30,16 @@ impl Provider for Timed {
         self.inner.name()
     }
 
-    fn chat<'a>(&'a self, request: &'a ChatRequest, deltas: Option<&'a DeltaSink>) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        deltas: Option<&'a DeltaSink>,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         Box::pin(async move {
             let start = Instant::now();
             let result = self.inner.chat(request, deltas).await;
-            self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            self.nanos
+                .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
             result
         })
     }
@@ -38,8 +48,14 @@ impl Provider for Timed {
 struct Weather;
 
 impl ToolRunner for Weather {
-    fn call<'a>(&'a self, _: &'a str, arguments: &'a Value) -> BoxFuture<'a, Result<String, ToolFailure>> {
-        Box::pin(async move { Ok(json!({"location": arguments["location"], "temperature": 22}).to_string()) })
+    fn call<'a>(
+        &'a self,
+        _: &'a str,
+        arguments: &'a Value,
+    ) -> BoxFuture<'a, Result<String, ToolFailure>> {
+        Box::pin(async move {
+            Ok(json!({"location": arguments["location"], "temperature": 22}).to_string())
+        })
     }
 
     fn spec(&self, _: &str) -> Option<ToolSpec> {
@@ -66,30 +82,54 @@ fn workflow() -> Arc<Workflow> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let fake = rt.block_on(FakeLlm::start());
     let nanos = Arc::new(AtomicU64::new(0));
     let provider = Timed {
-        inner: OpenAiProvider::new("openai", fake.openai_base_url(), Some("k".into()))
-            .with_policy(HttpPolicy { max_attempts: 1, ..HttpPolicy::default() }),
+        inner: OpenAiProvider::new("openai", fake.openai_base_url(), Some("k".into())).with_policy(
+            HttpPolicy {
+                max_attempts: 1,
+                ..HttpPolicy::default()
+            },
+        ),
         nanos: nanos.clone(),
     };
     let provider: Arc<dyn Provider> = Arc::new(provider);
-    let providers: Arc<dyn ProviderSource> = Arc::new(ProviderFn(move |name: &str| (name == "openai").then(|| provider.clone())));
+    let providers: Arc<dyn ProviderSource> = Arc::new(ProviderFn(move |name: &str| {
+        (name == "openai").then(|| provider.clone())
+    }));
     let engine = Arc::new(Engine::new(providers, RunLimits::default()));
     let workflow = workflow();
     let tools: Arc<dyn ToolRunner> = Arc::new(Weather);
     let input = json!("What is the weather in Tokyo?");
 
     let run_once = {
-        let (engine, workflow, tools, input, fake, nanos) =
-            (engine.clone(), workflow.clone(), tools.clone(), input.clone(), &fake, nanos.clone());
+        let (engine, workflow, tools, input, fake, nanos) = (
+            engine.clone(),
+            workflow.clone(),
+            tools.clone(),
+            input.clone(),
+            &fake,
+            nanos.clone(),
+        );
         move |rt: &tokio::runtime::Runtime| -> (Duration, Duration) {
-            fake.push(Reply::tool_call("weather__get_weather", json!({"location": "Tokyo"})));
+            fake.push(Reply::tool_call(
+                "weather__get_weather",
+                json!({"location": "Tokyo"}),
+            ));
             fake.push(Reply::text("It is 22 degrees in Tokyo."));
             let before = nanos.load(Ordering::Relaxed);
             let start = Instant::now();
-            let outcome = rt.block_on(engine.run(workflow.clone(), input.clone(), tools.clone(), RunContext::new()));
+            let outcome = rt.block_on(engine.run(
+                workflow.clone(),
+                input.clone(),
+                tools.clone(),
+                RunContext::new(),
+            ));
             let total = start.elapsed();
             assert!(outcome.error.is_none(), "{:?}", outcome.error);
             let provider = Duration::from_nanos(nanos.load(Ordering::Relaxed) - before);
@@ -123,9 +163,16 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("llm_tool_round");
     group.bench_function("engine_excluding_provider", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| run_once(&rt)).map(|(t, p)| t.saturating_sub(p)).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| run_once(&rt))
+                .map(|(t, p)| t.saturating_sub(p))
+                .sum()
+        })
     });
-    group.bench_function("whole_run", |b| b.iter_custom(|iters| (0..iters).map(|_| run_once(&rt).0).sum()));
+    group.bench_function("whole_run", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| run_once(&rt).0).sum())
+    });
     group.finish();
 }
 

@@ -58,7 +58,10 @@ impl OutputDoc {
     pub fn node_refs(&self) -> Vec<(String, &str)> {
         match self {
             OutputDoc::Node(id) => vec![("output".to_string(), id.as_str())],
-            OutputDoc::Map(map) => map.iter().map(|(k, v)| (format!("output.{k}"), v.as_str())).collect(),
+            OutputDoc::Map(map) => map
+                .iter()
+                .map(|(k, v)| (format!("output.{k}"), v.as_str()))
+                .collect(),
         }
     }
 }

@@ -93,7 +93,10 @@ pub(crate) struct Emitter {
 
 impl Emitter {
     pub(crate) fn new(run_id: Uuid, events: Option<mpsc::Sender<Event>>) -> Emitter {
-        Emitter { run_id, inner: events.map(|tx| Mutex::new((0, tx))) }
+        Emitter {
+            run_id,
+            inner: events.map(|tx| Mutex::new((0, tx))),
+        }
     }
 
     /// Whether someone listens (LLM calls stream only then).
@@ -109,7 +112,11 @@ impl Emitter {
             return;
         }
         guard.0 += 1;
-        let event = Event { seq: guard.0, run_id: self.run_id, kind };
+        let event = Event {
+            seq: guard.0,
+            run_id: self.run_id,
+            kind,
+        };
         if guard.1.send(event).await.is_err() {
             guard.0 -= 1;
         }

@@ -37,7 +37,12 @@ impl Graph {
                 _ => ends.push((usize::MAX, usize::MAX)),
             }
         }
-        Graph { index, out_edges, in_edges, ends }
+        Graph {
+            index,
+            out_edges,
+            in_edges,
+            ends,
+        }
     }
 
     /// Nodes in topological order, or the nodes left on cycles (or downstream of one).
@@ -56,7 +61,11 @@ impl Graph {
                 }
             }
         }
-        if order.len() == n { Ok(order) } else { Err((0..n).filter(|&i| indegree[i] > 0).collect()) }
+        if order.len() == n {
+            Ok(order)
+        } else {
+            Err((0..n).filter(|&i| indegree[i] > 0).collect())
+        }
     }
 
     /// Whether `ancestor` reaches `node` along edges (breadth-first over in-edges; linear).

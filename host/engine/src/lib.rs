@@ -39,7 +39,9 @@ use uuid::Uuid;
 
 pub use events::{Event, EventKind};
 pub use limits::{RunLimits, ValidationLimits};
-pub use outcome::{ErrorInfo, NodeRecord, NodeStatus, RunBody, RunError, RunOutcome, RunStatus, ToolCallRecord};
+pub use outcome::{
+    ErrorInfo, NodeRecord, NodeStatus, RunBody, RunError, RunOutcome, RunStatus, ToolCallRecord,
+};
 pub use validate::{Problem, ValidationEnv, check, parse, parse_with, validate};
 pub use workflow::Workflow;
 
@@ -69,7 +71,11 @@ pub struct ToolFailure {
 /// Runs tools for one run. The server implements it over the sandbox, with the workflow's plugin grants.
 pub trait ToolRunner: Send + Sync {
     /// Calls the tool `reference` (`plugin.tool`) with a JSON arguments object; returns the result text.
-    fn call<'a>(&'a self, reference: &'a str, arguments: &'a serde_json::Value) -> BoxFuture<'a, Result<String, ToolFailure>>;
+    fn call<'a>(
+        &'a self,
+        reference: &'a str,
+        arguments: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<String, ToolFailure>>;
     /// The tool behind `reference`, if there is one.
     fn spec(&self, reference: &str) -> Option<ToolSpec>;
 }
@@ -118,7 +124,11 @@ pub struct RunContext {
 impl RunContext {
     /// A context with a new UUID v7, no listener and no token.
     pub fn new() -> RunContext {
-        RunContext { run_id: Uuid::now_v7(), events: None, cancel: None }
+        RunContext {
+            run_id: Uuid::now_v7(),
+            events: None,
+            cancel: None,
+        }
     }
 
     /// The same context with an event listener.

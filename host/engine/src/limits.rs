@@ -78,6 +78,11 @@ pub struct ValidationLimits {
 
 impl Default for ValidationLimits {
     fn default() -> Self {
-        ValidationLimits { max_nodes: 1_000, max_edges: 5_000, max_template_len: 64 * 1024, max_tools_per_node: 64 }
+        ValidationLimits {
+            max_nodes: 1_000,
+            max_edges: 5_000,
+            max_template_len: 64 * 1024,
+            max_tools_per_node: 64,
+        }
     }
 }

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::document::{NodeKind, OutputDoc};
 use crate::events::{Emitter, EventKind};
 use crate::nodes::{self, NodeFailure, NodeMeta, NodeSuccess};
-use crate::outcome::{ErrorInfo, NodeRecord, NodeStatus, RunError, RunOutcome, RunStatus, ToolCallRecord};
+use crate::outcome::{
+    ErrorInfo, NodeRecord, NodeStatus, RunError, RunOutcome, RunStatus, ToolCallRecord,
+};
 use crate::{Engine, RunContext, RunLimits, ToolRunner, Workflow, template};
 
 /// Everything node futures share during one run.
@@ -63,7 +65,13 @@ struct Progress {
     error: Option<RunError>,
 }
 
-pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tools: &dyn ToolRunner, ctx: RunContext) -> RunOutcome {
+pub(crate) async fn run(
+    engine: &Engine,
+    workflow: &Workflow,
+    input: Value,
+    tools: &dyn ToolRunner,
+    ctx: RunContext,
+) -> RunOutcome {
     let limits = engine.limits.restricted_by(workflow.doc.limits.as_ref());
     let shared = Shared {
         engine,
@@ -78,8 +86,13 @@ pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tool
         tokens: AtomicU64::new(0),
     };
     let n = workflow.doc.nodes.len();
-    let mut progress =
-        Progress { records: Vec::new(), in_flight: HashMap::new(), outputs: vec![None; n], usage: Usage::default(), error: None };
+    let mut progress = Progress {
+        records: Vec::new(),
+        in_flight: HashMap::new(),
+        outputs: vec![None; n],
+        usage: Usage::default(),
+        error: None,
+    };
     shared.emitter.emit(EventKind::RunStarted {}).await;
 
     let cancel = ctx.cancel.unwrap_or_else(CancellationToken::new);
@@ -94,15 +107,25 @@ pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tool
         End::Timeout => {
             progress.error = Some(RunError {
                 code: "run_timeout".into(),
-                message: format!("the run took longer than {} ms", shared.limits.run_timeout.as_millis()),
-                node_id: progress.in_flight.keys().min().map(|&i| workflow.doc.nodes[i].id.clone()),
+                message: format!(
+                    "the run took longer than {} ms",
+                    shared.limits.run_timeout.as_millis()
+                ),
+                node_id: progress
+                    .in_flight
+                    .keys()
+                    .min()
+                    .map(|&i| workflow.doc.nodes[i].id.clone()),
             });
         }
         End::Cancelled => status = RunStatus::Cancelled,
     }
     let stopped = match (&progress.error, status) {
         (_, RunStatus::Cancelled) => Some(("cancelled", "the run was cancelled".to_string())),
-        (Some(e), _) => Some(("stopped", format!("stopped because the run failed ({})", e.code))),
+        (Some(e), _) => Some((
+            "stopped",
+            format!("stopped because the run failed ({})", e.code),
+        )),
         _ => None,
     };
     if let Some((code, message)) = stopped {
@@ -110,7 +133,10 @@ pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tool
         in_flight.sort_by_key(|(i, _)| *i);
         for (i, offset) in in_flight {
             let node = &workflow.doc.nodes[i];
-            let error = ErrorInfo { code: code.into(), message: message.clone() };
+            let error = ErrorInfo {
+                code: code.into(),
+                message: message.clone(),
+            };
             progress.records.push(NodeRecord {
                 node_id: node.id.clone(),
                 node_type: node.kind.type_name().into(),
@@ -128,7 +154,11 @@ pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tool
     if progress.error.is_some() && status == RunStatus::Success {
         status = RunStatus::Error;
     }
-    let output = if status == RunStatus::Success { Some(output_value(workflow, &progress.outputs)) } else { None };
+    let output = if status == RunStatus::Success {
+        Some(output_value(workflow, &progress.outputs))
+    } else {
+        None
+    };
     let mut calls = match shared.tool_calls.lock() {
         Ok(mut calls) => std::mem::take(&mut *calls),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
@@ -144,15 +174,27 @@ pub(crate) async fn run(engine: &Engine, workflow: &Workflow, input: Value, tool
         usage: progress.usage,
         duration_ms: shared.offset_ms(),
     };
-    shared.emitter.emit(EventKind::RunFinished(outcome.body())).await;
+    shared
+        .emitter
+        .emit(EventKind::RunFinished(outcome.body()))
+        .await;
     outcome
 }
 
 fn output_value(workflow: &Workflow, outputs: &[Option<Value>]) -> Value {
-    let of = |id: &str| workflow.node_index(id).and_then(|i| outputs[i].clone()).unwrap_or(Value::Null);
+    let of = |id: &str| {
+        workflow
+            .node_index(id)
+            .and_then(|i| outputs[i].clone())
+            .unwrap_or(Value::Null)
+    };
     match &workflow.doc.output {
         OutputDoc::Node(id) => of(id),
-        OutputDoc::Map(map) => Value::Object(map.iter().map(|(name, id)| (name.clone(), of(id))).collect()),
+        OutputDoc::Map(map) => Value::Object(
+            map.iter()
+                .map(|(name, id)| (name.clone(), of(id)))
+                .collect(),
+        ),
     }
 }
 
@@ -175,12 +217,20 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
             if steps > shared.limits.max_steps {
                 progress.error = Some(RunError {
                     code: "max_steps_exceeded".into(),
-                    message: format!("the run would execute more than {} nodes", shared.limits.max_steps),
+                    message: format!(
+                        "the run would execute more than {} nodes",
+                        shared.limits.max_steps
+                    ),
                     node_id: Some(node_id.clone()),
                 });
                 return;
             }
-            shared.emitter.emit(EventKind::NodeStarted { node_id: node_id.clone() }).await;
+            shared
+                .emitter
+                .emit(EventKind::NodeStarted {
+                    node_id: node_id.clone(),
+                })
+                .await;
             let offset = shared.offset_ms();
             progress.in_flight.insert(i, offset);
             let ctx = template::context(&input_ctx, &ctx_outputs);
@@ -190,7 +240,9 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
                 (i, offset, result, meta)
             });
         }
-        let Some((i, offset, result, meta)) = running.next().await else { return };
+        let Some((i, offset, result, meta)) = running.next().await else {
+            return;
+        };
         progress.in_flight.remove(&i);
         let node = &workflow.doc.nodes[i];
         let duration_ms = shared.offset_ms() - offset;
@@ -211,10 +263,17 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
         match result {
             Err(NodeFailure { code, message }) => {
                 record.status = NodeStatus::Error;
-                record.error = Some(ErrorInfo { code: code.clone(), message: message.clone() });
+                record.error = Some(ErrorInfo {
+                    code: code.clone(),
+                    message: message.clone(),
+                });
                 finished(shared, &record).await;
                 progress.records.push(record);
-                progress.error = Some(RunError { code, message, node_id: Some(node.id.clone()) });
+                progress.error = Some(RunError {
+                    code,
+                    message,
+                    node_id: Some(node.id.clone()),
+                });
                 return;
             }
             Ok(NodeSuccess { value, choice }) => {
@@ -224,8 +283,10 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
                 ctx_outputs.insert(node.id.clone(), minijinja::Value::from_serialize(&value));
                 progress.outputs[i] = Some(value);
                 // Settle the out-edges; skipped nodes settle theirs in turn.
-                let mut settle: Vec<(usize, bool)> =
-                    graph.out_edges[i].iter().map(|&e| (e, choice.is_none_or(|c| c == e))).collect();
+                let mut settle: Vec<(usize, bool)> = graph.out_edges[i]
+                    .iter()
+                    .map(|&e| (e, choice.is_none_or(|c| c == e)))
+                    .collect();
                 while let Some((e, was_taken)) = settle.pop() {
                     let to = graph.ends[e].1;
                     remaining[to] -= 1;
@@ -279,7 +340,10 @@ pub(crate) fn charge_tokens(shared: &Shared<'_>, usage: Usage) -> Result<(), Nod
     if total > shared.limits.max_tokens_per_run {
         return Err(NodeFailure::new(
             "token_limit_exceeded",
-            format!("the run used {total} tokens, over its limit of {}", shared.limits.max_tokens_per_run),
+            format!(
+                "the run used {total} tokens, over its limit of {}",
+                shared.limits.max_tokens_per_run
+            ),
         ));
     }
     Ok(())

@@ -57,12 +57,17 @@ impl Templates {
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
         env.add_filter("fromjson", fromjson);
-        Templates { env, json_valued: HashSet::new() }
+        Templates {
+            env,
+            json_valued: HashSet::new(),
+        }
     }
 
     /// Compiles a text template under `name`.
     pub fn add_text(&mut self, name: &str, source: &str) -> Result<(), String> {
-        self.env.add_template_owned(name.to_string(), source.to_string()).map_err(describe)
+        self.env
+            .add_template_owned(name.to_string(), source.to_string())
+            .map_err(describe)
     }
 
     /// Compiles a JSON-valued template: a string that is exactly one `{{ expr }}` renders to the expression's
@@ -84,13 +89,24 @@ impl Templates {
     /// Compiles a condition expression under `name`.
     pub fn add_condition(&mut self, name: &str, expr: &str) -> Result<(), String> {
         self.env.compile_expression(expr).map_err(describe)?;
-        self.env.add_template_owned(name.to_string(), format!("{{% if ({expr}) %}}1{{% endif %}}")).map_err(describe)
+        self.env
+            .add_template_owned(
+                name.to_string(),
+                format!("{{% if ({expr}) %}}1{{% endif %}}"),
+            )
+            .map_err(describe)
     }
 
     /// Renders template `name` to text of at most `cap` bytes.
     pub fn render(&self, name: &str, ctx: &Value, cap: usize) -> Result<String, RenderError> {
-        let template = self.env.get_template(name).map_err(|e| RenderError::Failed(describe(e)))?;
-        let mut out = Capped { buf: Vec::new(), cap };
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| RenderError::Failed(describe(e)))?;
+        let mut out = Capped {
+            buf: Vec::new(),
+            cap,
+        };
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => String::from_utf8(out.buf).map_err(|e| RenderError::Failed(e.to_string())),
             Err(e) if e.kind() == ErrorKind::WriteFailure => Err(RenderError::TooLarge(cap)),
@@ -100,10 +116,16 @@ impl Templates {
     }
 
     /// Renders a template added with [`Templates::add_value`] to a JSON value.
-    pub fn render_value(&self, name: &str, ctx: &Value, cap: usize) -> Result<serde_json::Value, RenderError> {
+    pub fn render_value(
+        &self,
+        name: &str,
+        ctx: &Value,
+        cap: usize,
+    ) -> Result<serde_json::Value, RenderError> {
         let text = self.render(name, ctx, cap)?;
         if self.json_valued.contains(name) {
-            serde_json::from_str(&text).map_err(|e| RenderError::Failed(format!("value is not JSON: {e}")))
+            serde_json::from_str(&text)
+                .map_err(|e| RenderError::Failed(format!("value is not JSON: {e}")))
         } else {
             Ok(serde_json::Value::String(text))
         }
@@ -116,11 +138,16 @@ impl Templates {
 
     /// The node ids a template reads through `nodes.<id>`.
     pub fn referenced_nodes(&self, name: &str) -> Vec<String> {
-        let Ok(template) = self.env.get_template(name) else { return Vec::new() };
+        let Ok(template) = self.env.get_template(name) else {
+            return Vec::new();
+        };
         let mut ids: Vec<String> = template
             .undeclared_variables(true)
             .into_iter()
-            .filter_map(|var| var.strip_prefix("nodes.").map(|rest| rest.split('.').next().unwrap_or("").to_string()))
+            .filter_map(|var| {
+                var.strip_prefix("nodes.")
+                    .map(|rest| rest.split('.').next().unwrap_or("").to_string())
+            })
             .filter(|id| !id.is_empty())
             .collect::<HashSet<_>>()
             .into_iter()
@@ -144,8 +171,10 @@ pub fn context(input: &Value, nodes: &BTreeMap<String, Value>) -> Value {
             }
         }
     }
-    let node_map: BTreeMap<&str, Value> =
-        nodes.iter().map(|(id, out)| (id.as_str(), Value::from_iter([("output", out.clone())]))).collect();
+    let node_map: BTreeMap<&str, Value> = nodes
+        .iter()
+        .map(|(id, out)| (id.as_str(), Value::from_iter([("output", out.clone())])))
+        .collect();
     top.insert("input".to_string(), input.clone());
     top.insert("nodes".to_string(), Value::from_iter(node_map));
     Value::from_iter(top)
@@ -154,7 +183,8 @@ pub fn context(input: &Value, nodes: &BTreeMap<String, Value>) -> Value {
 /// `expr` when `source` is exactly one `{{ expr }}` (surrounding whitespace allowed).
 fn single_expression(source: &str) -> Option<&str> {
     let inner = source.trim().strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
+    {
         return None;
     }
     let inner = inner.trim_start_matches('-').trim_end_matches('-');
@@ -169,8 +199,14 @@ fn fromjson(text: &str) -> Result<Value, Error> {
 
 fn describe(e: Error) -> String {
     match e.line() {
-        Some(line) => format!("{} (line {line})", e.detail().unwrap_or(&e.kind().to_string())),
-        None => e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string()),
+        Some(line) => format!(
+            "{} (line {line})",
+            e.detail().unwrap_or(&e.kind().to_string())
+        ),
+        None => e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string()),
     }
 }
 

@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::ToolSpec;
-use crate::document::{EdgeDoc, LimitsDoc, NODE_TYPES, NodeDoc, NodeKind, OutputDoc, PluginGrant, WorkflowDoc};
+use crate::document::{
+    EdgeDoc, LimitsDoc, NODE_TYPES, NodeDoc, NodeKind, OutputDoc, PluginGrant, WorkflowDoc,
+};
 use crate::graph::Graph;
 use crate::limits::ValidationLimits;
 use crate::workflow::{Workflow, prompt_name, system_name};
@@ -34,7 +36,11 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, code: &str, message: impl Into<String>) -> Problem {
-        Problem { path: path.into(), code: code.to_string(), message: message.into() }
+        Problem {
+            path: path.into(),
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -69,11 +75,18 @@ pub fn validate(workflow: &Workflow, env: &dyn ValidationEnv) -> Vec<Problem> {
 }
 
 /// Parses and validates in one go, reporting every problem of both steps.
-pub fn check(doc: &Value, env: &dyn ValidationEnv, limits: &ValidationLimits) -> Result<Workflow, Vec<Problem>> {
+pub fn check(
+    doc: &Value,
+    env: &dyn ValidationEnv,
+    limits: &ValidationLimits,
+) -> Result<Workflow, Vec<Problem>> {
     let (workflow, mut problems) = analyze(doc, limits);
     if let Some(nodes) = doc.get("nodes").and_then(Value::as_array) {
         if nodes.len() <= limits.max_nodes {
-            let parsed: Vec<Option<NodeDoc>> = nodes.iter().map(|n| NodeDoc::deserialize_value(n).ok()).collect();
+            let parsed: Vec<Option<NodeDoc>> = nodes
+                .iter()
+                .map(|n| NodeDoc::deserialize_value(n).ok())
+                .collect();
             let refs: Vec<Option<&NodeDoc>> = parsed.iter().map(Option::as_ref).collect();
             check_env(&refs, env, &mut problems);
         }
@@ -93,7 +106,11 @@ impl NodeDoc {
 fn check_env(nodes: &[Option<&NodeDoc>], env: &dyn ValidationEnv, problems: &mut Vec<Problem>) {
     let provider = |path: String, name: &str, problems: &mut Vec<Problem>| {
         if !env.has_provider(name) {
-            problems.push(Problem::new(path, "unknown_provider", format!("no provider named `{name}` is configured")));
+            problems.push(Problem::new(
+                path,
+                "unknown_provider",
+                format!("no provider named `{name}` is configured"),
+            ));
         }
     };
     for (i, node) in nodes.iter().enumerate() {
@@ -102,7 +119,11 @@ fn check_env(nodes: &[Option<&NodeDoc>], env: &dyn ValidationEnv, problems: &mut
             NodeKind::Llm(llm) => {
                 provider(format!("nodes[{i}].provider"), &llm.provider, problems);
                 for (k, f) in llm.fallbacks.iter().enumerate() {
-                    provider(format!("nodes[{i}].fallbacks[{k}].provider"), &f.provider, problems);
+                    provider(
+                        format!("nodes[{i}].fallbacks[{k}].provider"),
+                        &f.provider,
+                        problems,
+                    );
                 }
                 for (k, tool) in llm.tools.iter().enumerate() {
                     if is_tool_reference(tool) && env.tool(tool).is_none() {
@@ -113,7 +134,11 @@ fn check_env(nodes: &[Option<&NodeDoc>], env: &dyn ValidationEnv, problems: &mut
             NodeKind::Router(router) => {
                 provider(format!("nodes[{i}].provider"), &router.provider, problems);
                 for (k, f) in router.fallbacks.iter().enumerate() {
-                    provider(format!("nodes[{i}].fallbacks[{k}].provider"), &f.provider, problems);
+                    provider(
+                        format!("nodes[{i}].fallbacks[{k}].provider"),
+                        &f.provider,
+                        problems,
+                    );
                 }
             }
             NodeKind::Tool(tool) => {
@@ -127,7 +152,11 @@ fn check_env(nodes: &[Option<&NodeDoc>], env: &dyn ValidationEnv, problems: &mut
 }
 
 fn unresolved(path: String, reference: &str) -> Problem {
-    Problem::new(path, "unresolved_tool", format!("tool `{reference}` does not resolve to an uploaded plugin tool"))
+    Problem::new(
+        path,
+        "unresolved_tool",
+        format!("tool `{reference}` does not resolve to an uploaded plugin tool"),
+    )
 }
 
 /// `plugin.tool`, both parts non-empty.
@@ -135,19 +164,39 @@ pub(crate) fn is_tool_reference(reference: &str) -> bool {
     matches!(reference.split_once('.'), Some((p, t)) if !p.is_empty() && !t.is_empty())
 }
 
-const TOP_FIELDS: [&str; 7] = ["name", "description", "nodes", "edges", "output", "plugins", "limits"];
+const TOP_FIELDS: [&str; 7] = [
+    "name",
+    "description",
+    "nodes",
+    "edges",
+    "output",
+    "plugins",
+    "limits",
+];
 
 /// Parses what it can and collects every environment-independent problem.
 fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Problem>) {
     let mut problems = Vec::new();
     let Some(top) = doc.as_object() else {
-        return (None, vec![Problem::new("", "invalid_document", "the workflow document must be a JSON object")]);
+        return (
+            None,
+            vec![Problem::new(
+                "",
+                "invalid_document",
+                "the workflow document must be a JSON object",
+            )],
+        );
     };
     for key in top.keys().filter(|k| !TOP_FIELDS.contains(&k.as_str())) {
-        problems.push(Problem::new(key.clone(), "unknown_field", format!("unknown field `{key}`")));
+        problems.push(Problem::new(
+            key.clone(),
+            "unknown_field",
+            format!("unknown field `{key}`"),
+        ));
     }
     let name: Option<String> = field(top.get("name"), "name", true, &mut problems);
-    let description: Option<String> = field(top.get("description"), "description", false, &mut problems);
+    let description: Option<String> =
+        field(top.get("description"), "description", false, &mut problems);
     let output: Option<OutputDoc> = field(top.get("output"), "output", true, &mut problems);
     let plugins: Option<std::collections::BTreeMap<String, PluginGrant>> =
         field(top.get("plugins"), "plugins", false, &mut problems);
@@ -156,11 +205,19 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
     let raw_nodes = match top.get("nodes") {
         Some(Value::Array(nodes)) => nodes.as_slice(),
         Some(_) => {
-            problems.push(Problem::new("nodes", "invalid_field", "`nodes` must be an array"));
+            problems.push(Problem::new(
+                "nodes",
+                "invalid_field",
+                "`nodes` must be an array",
+            ));
             &[]
         }
         None => {
-            problems.push(Problem::new("nodes", "missing_field", "missing field `nodes`"));
+            problems.push(Problem::new(
+                "nodes",
+                "missing_field",
+                "missing field `nodes`",
+            ));
             &[]
         }
     };
@@ -168,13 +225,21 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
         Some(Value::Array(edges)) => edges.as_slice(),
         None => &[],
         Some(_) => {
-            problems.push(Problem::new("edges", "invalid_field", "`edges` must be an array"));
+            problems.push(Problem::new(
+                "edges",
+                "invalid_field",
+                "`edges` must be an array",
+            ));
             &[]
         }
     };
     if raw_nodes.len() > limits.max_nodes || raw_edges.len() > limits.max_edges {
         problems.push(Problem::new(
-            if raw_nodes.len() > limits.max_nodes { "nodes" } else { "edges" },
+            if raw_nodes.len() > limits.max_nodes {
+                "nodes"
+            } else {
+                "edges"
+            },
             "too_large",
             format!(
                 "a workflow may have at most {} nodes and {} edges (this one has {} and {})",
@@ -187,8 +252,11 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
         return (None, problems);
     }
 
-    let nodes: Vec<Option<NodeDoc>> =
-        raw_nodes.iter().enumerate().map(|(i, raw)| node(i, raw, limits, &mut problems)).collect();
+    let nodes: Vec<Option<NodeDoc>> = raw_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| node(i, raw, limits, &mut problems))
+        .collect();
     let edges: Vec<Option<EdgeDoc>> = raw_edges
         .iter()
         .enumerate()
@@ -196,19 +264,33 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
         .collect();
 
     // ids
-    let ids: Vec<&str> = nodes.iter().map(|n| n.as_ref().map_or("", |n| n.id.as_str())).collect();
+    let ids: Vec<&str> = nodes
+        .iter()
+        .map(|n| n.as_ref().map_or("", |n| n.id.as_str()))
+        .collect();
     let mut seen = HashSet::with_capacity(ids.len());
     for (i, node) in nodes.iter().enumerate() {
         let Some(node) = node else { continue };
         if node.id.trim().is_empty() {
-            problems.push(Problem::new(format!("nodes[{i}].id"), "missing_id", "node id must not be empty"));
+            problems.push(Problem::new(
+                format!("nodes[{i}].id"),
+                "missing_id",
+                "node id must not be empty",
+            ));
         } else if !seen.insert(node.id.as_str()) {
-            problems.push(Problem::new(format!("nodes[{i}].id"), "duplicate_id", format!("duplicate node id `{}`", node.id)));
+            problems.push(Problem::new(
+                format!("nodes[{i}].id"),
+                "duplicate_id",
+                format!("duplicate node id `{}`", node.id),
+            ));
         }
     }
     let all_nodes_parsed = nodes.iter().all(Option::is_some);
     // Ids as written, also of nodes that failed to parse, so their edges are not reported twice.
-    let raw_ids: HashSet<&str> = raw_nodes.iter().filter_map(|n| n.get("id").and_then(Value::as_str)).collect();
+    let raw_ids: HashSet<&str> = raw_nodes
+        .iter()
+        .filter_map(|n| n.get("id").and_then(Value::as_str))
+        .collect();
 
     // edges
     let mut pairs = HashSet::with_capacity(edges.len());
@@ -216,11 +298,19 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
         let Some(edge) = edge else { continue };
         for (end, id) in [("from", &edge.from), ("to", &edge.to)] {
             if !raw_ids.contains(id.as_str()) {
-                problems.push(Problem::new(format!("edges[{e}].{end}"), "unknown_node", format!("no node has id `{id}`")));
+                problems.push(Problem::new(
+                    format!("edges[{e}].{end}"),
+                    "unknown_node",
+                    format!("no node has id `{id}`"),
+                ));
             }
         }
         if !pairs.insert((edge.from.as_str(), edge.to.as_str())) {
-            problems.push(Problem::new(format!("edges[{e}]"), "duplicate_edge", "the same edge appears twice"));
+            problems.push(Problem::new(
+                format!("edges[{e}]"),
+                "duplicate_edge",
+                "the same edge appears twice",
+            ));
         }
     }
 
@@ -233,16 +323,21 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
         problems.push(Problem::new(
             "edges",
             "cycle",
-            format!("the graph has a cycle through (or downstream of) nodes {}", names.join(", ")),
+            format!(
+                "the graph has a cycle through (or downstream of) nodes {}",
+                names.join(", ")
+            ),
         ));
     }
 
     if let Some(output) = &output {
         for (path, id) in output.node_refs() {
             match graph.index.get(id) {
-                None if !raw_ids.contains(id) => {
-                    problems.push(Problem::new(path, "unknown_output_node", format!("no node has id `{id}`")))
-                }
+                None if !raw_ids.contains(id) => problems.push(Problem::new(
+                    path,
+                    "unknown_output_node",
+                    format!("no node has id `{id}`"),
+                )),
                 Some(i) if cyclic.contains(i) => problems.push(Problem::new(
                     path,
                     "output_unreachable",
@@ -255,7 +350,11 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
 
     check_branches(&nodes, &valid_edges, &graph, &mut problems);
 
-    let (Some(name), Some(output), true) = (name, output, all_nodes_parsed && edges.iter().all(Option::is_some)) else {
+    let (Some(name), Some(output), true) = (
+        name,
+        output,
+        all_nodes_parsed && edges.iter().all(Option::is_some),
+    ) else {
         return (None, problems);
     };
     let doc = WorkflowDoc {
@@ -274,16 +373,33 @@ fn analyze(doc: &Value, limits: &ValidationLimits) -> (Option<Workflow>, Vec<Pro
 }
 
 /// Deserializes one node, mapping serde's errors to paths and codes.
-fn node(i: usize, raw: &Value, limits: &ValidationLimits, problems: &mut Vec<Problem>) -> Option<NodeDoc> {
+fn node(
+    i: usize,
+    raw: &Value,
+    limits: &ValidationLimits,
+    problems: &mut Vec<Problem>,
+) -> Option<NodeDoc> {
     let path = format!("nodes[{i}]");
     let Some(obj) = raw.as_object() else {
-        problems.push(Problem::new(path, "invalid_field", "a node must be an object"));
+        problems.push(Problem::new(
+            path,
+            "invalid_field",
+            "a node must be an object",
+        ));
         return None;
     };
     match obj.get("id") {
-        None => problems.push(Problem::new(format!("{path}.id"), "missing_id", "node has no `id`")),
+        None => problems.push(Problem::new(
+            format!("{path}.id"),
+            "missing_id",
+            "node has no `id`",
+        )),
         Some(Value::String(_)) => {}
-        Some(_) => problems.push(Problem::new(format!("{path}.id"), "invalid_field", "`id` must be a string")),
+        Some(_) => problems.push(Problem::new(
+            format!("{path}.id"),
+            "invalid_field",
+            "`id` must be a string",
+        )),
     }
     match obj.get("type") {
         Some(Value::String(t)) if NODE_TYPES.contains(&t.as_str()) => {}
@@ -291,12 +407,19 @@ fn node(i: usize, raw: &Value, limits: &ValidationLimits, problems: &mut Vec<Pro
             problems.push(Problem::new(
                 format!("{path}.type"),
                 "unknown_node_type",
-                format!("unknown node type {t}; expected one of {}", NODE_TYPES.join(", ")),
+                format!(
+                    "unknown node type {t}; expected one of {}",
+                    NODE_TYPES.join(", ")
+                ),
             ));
             return None;
         }
         None => {
-            problems.push(Problem::new(format!("{path}.type"), "missing_field", "node has no `type`"));
+            problems.push(Problem::new(
+                format!("{path}.type"),
+                "missing_field",
+                "node has no `type`",
+            ));
             return None;
         }
     }
@@ -305,14 +428,22 @@ fn node(i: usize, raw: &Value, limits: &ValidationLimits, problems: &mut Vec<Pro
     }
     let node: NodeDoc = field(Some(raw), &path, true, problems)?;
     let size_problem = |problems: &mut Vec<Problem>, p: String, what: &str| {
-        problems.push(Problem::new(p, "too_large", format!("{what} is over {} bytes", limits.max_template_len)))
+        problems.push(Problem::new(
+            p,
+            "too_large",
+            format!("{what} is over {} bytes", limits.max_template_len),
+        ))
     };
     match &node.kind {
         NodeKind::Llm(llm) => {
             if llm.prompt.len() > limits.max_template_len {
                 size_problem(problems, prompt_name(i), "prompt");
             }
-            if llm.system.as_ref().is_some_and(|s| s.len() > limits.max_template_len) {
+            if llm
+                .system
+                .as_ref()
+                .is_some_and(|s| s.len() > limits.max_template_len)
+            {
                 size_problem(problems, system_name(i), "system prompt");
             }
             if llm.tools.len() > limits.max_tools_per_node {
@@ -340,15 +471,28 @@ fn node(i: usize, raw: &Value, limits: &ValidationLimits, problems: &mut Vec<Pro
 }
 
 fn bad_reference(path: String, reference: &str) -> Problem {
-    Problem::new(path, "invalid_tool_reference", format!("`{reference}` is not a `<plugin>.<tool>` reference"))
+    Problem::new(
+        path,
+        "invalid_tool_reference",
+        format!("`{reference}` is not a `<plugin>.<tool>` reference"),
+    )
 }
 
 /// Deserializes a part of the document, mapping the serde error to a problem at `path`. An absent part is
 /// `None`, and a problem when `required`.
-fn field<T: DeserializeOwned>(raw: Option<&Value>, path: &str, required: bool, problems: &mut Vec<Problem>) -> Option<T> {
+fn field<T: DeserializeOwned>(
+    raw: Option<&Value>,
+    path: &str,
+    required: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     let Some(raw) = raw else {
         if required {
-            problems.push(Problem::new(path, "missing_field", format!("missing field `{path}`")));
+            problems.push(Problem::new(
+                path,
+                "missing_field",
+                format!("missing field `{path}`"),
+            ));
         }
         return None;
     };
@@ -364,7 +508,10 @@ fn field<T: DeserializeOwned>(raw: Option<&Value>, path: &str, required: bool, p
 /// Maps a serde error message to a path and code (`unknown field `x``, `missing field `x``, types…).
 fn serde_problem(path: &str, message: &str) -> Problem {
     let quoted = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(|name| format!("{path}.{name}").trim_start_matches('.').to_string())
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(|name| format!("{path}.{name}").trim_start_matches('.').to_string())
     };
     if let Some(p) = quoted("unknown field `") {
         Problem::new(p, "unknown_field", message)
@@ -376,10 +523,17 @@ fn serde_problem(path: &str, message: &str) -> Problem {
 }
 
 /// Rules for edges leaving `condition` and `router` nodes.
-fn check_branches(nodes: &[Option<NodeDoc>], edges: &[EdgeDoc], graph: &Graph, problems: &mut Vec<Problem>) {
+fn check_branches(
+    nodes: &[Option<NodeDoc>],
+    edges: &[EdgeDoc],
+    graph: &Graph,
+    problems: &mut Vec<Problem>,
+) {
     for (i, node) in nodes.iter().enumerate() {
         let Some(node) = node else { continue };
-        let Some(&gi) = graph.index.get(&node.id) else { continue };
+        let Some(&gi) = graph.index.get(&node.id) else {
+            continue;
+        };
         if gi != i {
             continue;
         }
@@ -387,7 +541,11 @@ fn check_branches(nodes: &[Option<NodeDoc>], edges: &[EdgeDoc], graph: &Graph, p
         match &node.kind {
             NodeKind::Condition(_) => {
                 if out.is_empty() {
-                    problems.push(Problem::new(format!("nodes[{i}]"), "condition_without_edges", "a condition node needs out-edges"));
+                    problems.push(Problem::new(
+                        format!("nodes[{i}]"),
+                        "condition_without_edges",
+                        "a condition node needs out-edges",
+                    ));
                 }
                 let mut defaults = 0;
                 for &e in out {
@@ -403,15 +561,27 @@ fn check_branches(nodes: &[Option<NodeDoc>], edges: &[EdgeDoc], graph: &Graph, p
                     }
                 }
                 if defaults > 1 {
-                    problems.push(Problem::new(format!("nodes[{i}]"), "multiple_default_edges", "at most one default edge"));
+                    problems.push(Problem::new(
+                        format!("nodes[{i}]"),
+                        "multiple_default_edges",
+                        "at most one default edge",
+                    ));
                 }
             }
             NodeKind::Router(_) => {
                 if out.is_empty() {
-                    problems.push(Problem::new(format!("nodes[{i}]"), "router_without_edges", "a router node needs out-edges"));
+                    problems.push(Problem::new(
+                        format!("nodes[{i}]"),
+                        "router_without_edges",
+                        "a router node needs out-edges",
+                    ));
                 }
                 for &e in out {
-                    if edges[e].description.as_deref().is_none_or(|d| d.trim().is_empty()) {
+                    if edges[e]
+                        .description
+                        .as_deref()
+                        .is_none_or(|d| d.trim().is_empty())
+                    {
                         problems.push(Problem::new(
                             format!("edges[{e}].description"),
                             "router_edge_without_description",
@@ -453,7 +623,10 @@ fn check_template_refs(workflow: &Workflow, problems: &mut Vec<Problem>) {
                     problems.push(Problem::new(
                         name.clone(),
                         "template_unknown_node",
-                        format!("template reads `nodes.{id}` but `{id}` is not a node upstream of `{}`", node.id),
+                        format!(
+                            "template reads `nodes.{id}` but `{id}` is not a node upstream of `{}`",
+                            node.id
+                        ),
                     ));
                 }
             }
@@ -478,7 +651,11 @@ fn template_names(i: usize, kind: &NodeKind) -> Vec<String> {
             v
         }
         NodeKind::Template(_) => vec![format!("nodes[{i}].template")],
-        NodeKind::Tool(t) => t.arguments.keys().map(|k| format!("nodes[{i}].arguments.{k}")).collect(),
+        NodeKind::Tool(t) => t
+            .arguments
+            .keys()
+            .map(|k| format!("nodes[{i}].arguments.{k}"))
+            .collect(),
         NodeKind::Condition(_) => Vec::new(),
     }
 }

@@ -33,11 +33,12 @@ impl Workflow {
         let mut problems = Vec::new();
         let mut templates = Templates::new();
         let mut schemas = HashMap::new();
-        let text = |templates: &mut Templates, path: String, source: &str, problems: &mut Vec<Problem>| {
-            if let Err(message) = templates.add_text(&path, source) {
-                problems.push(Problem::new(path, "invalid_template", message));
-            }
-        };
+        let text =
+            |templates: &mut Templates, path: String, source: &str, problems: &mut Vec<Problem>| {
+                if let Err(message) = templates.add_text(&path, source) {
+                    problems.push(Problem::new(path, "invalid_template", message));
+                }
+            };
         for (i, node) in doc.nodes.iter().enumerate() {
             match &node.kind {
                 NodeKind::Llm(llm) => {
@@ -59,15 +60,30 @@ impl Workflow {
                     }
                 }
                 NodeKind::Router(router) => {
-                    text(&mut templates, prompt_name(i), router.prompt.as_deref().unwrap_or("{{ input }}"), &mut problems);
+                    text(
+                        &mut templates,
+                        prompt_name(i),
+                        router.prompt.as_deref().unwrap_or("{{ input }}"),
+                        &mut problems,
+                    );
                     if let Some(system) = &router.system {
                         text(&mut templates, system_name(i), system, &mut problems);
                     }
                 }
-                NodeKind::Template(t) => text(&mut templates, format!("nodes[{i}].template"), &t.template, &mut problems),
+                NodeKind::Template(t) => text(
+                    &mut templates,
+                    format!("nodes[{i}].template"),
+                    &t.template,
+                    &mut problems,
+                ),
                 NodeKind::Tool(tool) => {
                     for (key, value) in &tool.arguments {
-                        add_values(&mut templates, format!("nodes[{i}].arguments.{key}"), value, &mut problems);
+                        add_values(
+                            &mut templates,
+                            format!("nodes[{i}].arguments.{key}"),
+                            value,
+                            &mut problems,
+                        );
                     }
                 }
                 NodeKind::Condition(_) => {}
@@ -81,7 +97,15 @@ impl Workflow {
                 }
             }
         }
-        (Workflow { doc, templates, schemas, graph }, problems)
+        (
+            Workflow {
+                doc,
+                templates,
+                schemas,
+                graph,
+            },
+            problems,
+        )
     }
 }
 

@@ -4,7 +4,9 @@ mod support;
 
 use std::sync::Arc;
 
-use pipecat_engine::{Event, EventKind, RunContext, RunLimits, RunStatus, ToolFailure, ToolRunner, parse};
+use pipecat_engine::{
+    Event, EventKind, RunContext, RunLimits, RunStatus, ToolFailure, ToolRunner, parse,
+};
 use pipecat_fake_llm::{FakeLlm, Reply};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +29,10 @@ fn weather_workflow() -> Arc<pipecat_engine::Workflow> {
 #[tokio::test]
 async fn events_are_ordered_with_consecutive_seq_and_tokens_add_up() {
     let fake = FakeLlm::start().await;
-    fake.push(Reply::tool_call("weather__get_weather", json!({"location": "Tokyo"})));
+    fake.push(Reply::tool_call(
+        "weather__get_weather",
+        json!({"location": "Tokyo"}),
+    ));
     fake.push(Reply::text("It is sunny in Tokyo today."));
     let engine = support::engine(&fake, RunLimits::default());
     let (tx, mut rx) = mpsc::channel::<Event>(4);
@@ -41,7 +46,10 @@ async fn events_are_ordered_with_consecutive_seq_and_tokens_add_up() {
         }
         events
     };
-    let (outcome, events) = tokio::join!(engine.run(weather_workflow(), json!("Weather in Tokyo?"), tools, ctx), collect);
+    let (outcome, events) = tokio::join!(
+        engine.run(weather_workflow(), json!("Weather in Tokyo?"), tools, ctx),
+        collect
+    );
     assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.error);
 
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
@@ -62,7 +70,16 @@ async fn events_are_ordered_with_consecutive_seq_and_tokens_add_up() {
         .collect();
     assert_eq!(
         kinds,
-        ["run_started", "node_started", "tool_call", "tool_result", "node_finished", "node_started", "node_finished", "run_finished"]
+        [
+            "run_started",
+            "node_started",
+            "tool_call",
+            "tool_result",
+            "node_finished",
+            "node_started",
+            "node_finished",
+            "run_finished"
+        ]
     );
     let text: String = events
         .iter()
@@ -72,12 +89,18 @@ async fn events_are_ordered_with_consecutive_seq_and_tokens_add_up() {
         })
         .collect();
     assert_eq!(json!(text), outcome.output.clone().expect("output"));
-    let tokens = events.iter().filter(|e| matches!(e.kind, EventKind::Token { .. })).count();
+    let tokens = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Token { .. }))
+        .count();
     assert!(tokens > 1, "the answer streamed as several deltas");
 
     // Flat serialization; run_finished carries the REST body.
     let first = serde_json::to_value(&events[1]).expect("serialize");
-    assert_eq!(first, json!({"seq": 2, "run_id": run_id.to_string(), "type": "node_started", "node_id": "llm_node_1"}));
+    assert_eq!(
+        first,
+        json!({"seq": 2, "run_id": run_id.to_string(), "type": "node_started", "node_id": "llm_node_1"})
+    );
     let last = serde_json::to_value(events.last().expect("events")).expect("serialize");
     let body = outcome.response_body();
     for key in ["status", "output", "tool_calls"] {
@@ -96,7 +119,14 @@ async fn without_a_listener_llm_calls_do_not_stream() {
     let engine = support::engine(&fake, RunLimits::default());
     let doc = json!({"name": "x", "nodes": [{"id": "a", "type": "llm", "provider": "openai", "model": "m", "prompt": "hi"}], "output": "a"});
     let tools: Arc<dyn ToolRunner> = Arc::new(support::ClosureTools::standard());
-    let outcome = engine.run(Arc::new(parse(&doc).expect("valid")), json!("hi"), tools, RunContext::new()).await;
+    let outcome = engine
+        .run(
+            Arc::new(parse(&doc).expect("valid")),
+            json!("hi"),
+            tools,
+            RunContext::new(),
+        )
+        .await;
     assert_eq!(outcome.output, Some(json!("plain")));
     let requests = fake.requests();
     assert_ne!(requests[0].get("stream"), Some(&json!(true)));
@@ -119,7 +149,11 @@ impl Drop for OnDrop {
 }
 
 impl ToolRunner for Stuck {
-    fn call<'a>(&'a self, _: &'a str, _: &'a serde_json::Value) -> futures::future::BoxFuture<'a, Result<String, ToolFailure>> {
+    fn call<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a serde_json::Value,
+    ) -> futures::future::BoxFuture<'a, Result<String, ToolFailure>> {
         let started = self.started.lock().expect("lock").take();
         let guard = OnDrop(self.dropped.lock().expect("lock").take());
         Box::pin(async move {
@@ -134,14 +168,26 @@ impl ToolRunner for Stuck {
 
     fn spec(&self, reference: &str) -> Option<pipecat_engine::ToolSpec> {
         let (plugin, name) = reference.split_once('.')?;
-        Some(pipecat_engine::ToolSpec { plugin: plugin.into(), name: name.into(), description: String::new(), parameters: json!({"type": "object"}) })
+        Some(pipecat_engine::ToolSpec {
+            plugin: plugin.into(),
+            name: name.into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        })
     }
 }
 
 fn stuck() -> (Arc<Stuck>, oneshot::Receiver<()>, oneshot::Receiver<()>) {
     let (started_tx, started_rx) = oneshot::channel();
     let (dropped_tx, dropped_rx) = oneshot::channel();
-    (Arc::new(Stuck { started: Some(started_tx).into(), dropped: Some(dropped_tx).into() }), started_rx, dropped_rx)
+    (
+        Arc::new(Stuck {
+            started: Some(started_tx).into(),
+            dropped: Some(dropped_tx).into(),
+        }),
+        started_rx,
+        dropped_rx,
+    )
 }
 
 fn stuck_workflow() -> Arc<pipecat_engine::Workflow> {
@@ -156,7 +202,11 @@ async fn dropping_the_run_future_drops_the_tool_future() {
     let (tools, started, dropped) = stuck();
     let task = tokio::spawn({
         let engine = engine.clone();
-        async move { engine.run(stuck_workflow(), json!("x"), tools, RunContext::new()).await }
+        async move {
+            engine
+                .run(stuck_workflow(), json!("x"), tools, RunContext::new())
+                .await
+        }
     });
     started.await.expect("the tool started");
     task.abort();
@@ -180,7 +230,10 @@ async fn cancellation_token_ends_the_run_as_cancelled() {
     assert_eq!(outcome.status, RunStatus::Cancelled);
     assert_eq!(outcome.output, None);
     assert_eq!(outcome.nodes.len(), 1);
-    assert_eq!(outcome.nodes[0].error.as_ref().map(|e| e.code.as_str()), Some("cancelled"));
+    assert_eq!(
+        outcome.nodes[0].error.as_ref().map(|e| e.code.as_str()),
+        Some("cancelled")
+    );
     dropped.await.expect("the tool future was dropped");
 }
 
@@ -188,10 +241,15 @@ async fn cancellation_token_ends_the_run_as_cancelled() {
 async fn run_timeout_is_reported() {
     let fake = FakeLlm::start().await;
     // The tool never finishes, so the run ends only through its timeout (no timing is asserted).
-    let limits = RunLimits { run_timeout: std::time::Duration::from_millis(50), ..RunLimits::default() };
+    let limits = RunLimits {
+        run_timeout: std::time::Duration::from_millis(50),
+        ..RunLimits::default()
+    };
     let engine = support::engine(&fake, limits);
     let (tools, _started, _dropped) = stuck();
-    let outcome = engine.run(stuck_workflow(), json!("x"), tools, RunContext::new()).await;
+    let outcome = engine
+        .run(stuck_workflow(), json!("x"), tools, RunContext::new())
+        .await;
     assert_eq!(outcome.status, RunStatus::Error);
     let error = outcome.error.expect("error");
     assert_eq!(error.code, "run_timeout");

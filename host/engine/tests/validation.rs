@@ -61,13 +61,23 @@ fn one_document_with_many_problems_reports_all() {
         ("nodes[0].tools[1]", "unresolved_tool"),
         ("nodes[8].tool", "unresolved_tool"),
     ];
-    let missing: Vec<_> = expected.iter().filter(|(path, code)| !has(&problems, path, code)).collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(path, code)| !has(&problems, path, code))
+        .collect();
     assert!(missing.is_empty(), "missing {missing:?} in {problems:#?}");
     // The resolvable tool is not reported.
-    assert!(!problems.iter().any(|p| p.path == "nodes[0].tools[0]"), "{problems:#?}");
+    assert!(
+        !problems.iter().any(|p| p.path == "nodes[0].tools[0]"),
+        "{problems:#?}"
+    );
     // Problems serialize with path, code, message.
     let value = serde_json::to_value(&problems[0]).expect("serialize");
-    assert!(value.get("path").is_some() && value.get("code").is_some() && value.get("message").is_some());
+    assert!(
+        value.get("path").is_some()
+            && value.get("code").is_some()
+            && value.get("message").is_some()
+    );
 }
 
 #[test]
@@ -101,7 +111,10 @@ fn templates_schemas_and_references_are_compiled() {
         ("edges[1].condition", "invalid_condition"),
         ("edges[2]", "edge_without_condition"),
     ] {
-        assert!(has(&problems, path, code), "missing {path} {code} in {problems:#?}");
+        assert!(
+            has(&problems, path, code),
+            "missing {path} {code} in {problems:#?}"
+        );
     }
 }
 
@@ -110,9 +123,19 @@ fn missing_fields_and_unknown_output() {
     let doc = json!({"nodes": [{"id": "a", "type": "template"}], "output": "b"});
     let problems = parse(&doc).expect_err("invalid");
     assert!(has(&problems, "name", "missing_field"), "{problems:#?}");
-    assert!(has(&problems, "nodes[0].template", "missing_field"), "{problems:#?}");
-    assert!(has(&problems, "output", "unknown_output_node"), "{problems:#?}");
-    assert!(has(&parse(&json!([1])).expect_err("not an object"), "", "invalid_document"));
+    assert!(
+        has(&problems, "nodes[0].template", "missing_field"),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&problems, "output", "unknown_output_node"),
+        "{problems:#?}"
+    );
+    assert!(has(
+        &parse(&json!([1])).expect_err("not an object"),
+        "",
+        "invalid_document"
+    ));
 }
 
 #[test]
@@ -130,10 +153,17 @@ fn valid_document_passes_and_env_problems_come_from_validate() {
         "limits": {"max_steps": 10}
     });
     let workflow = parse(&doc).expect("valid");
-    assert_eq!(workflow.doc.plugins["weather"].allowed_hosts, vec!["https://api.open-meteo.com".to_string()]);
+    assert_eq!(
+        workflow.doc.plugins["weather"].allowed_hosts,
+        vec!["https://api.open-meteo.com".to_string()]
+    );
     let problems = validate(&workflow, &env());
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(has(&problems, "nodes[0].fallbacks[0].provider", "unknown_provider"));
+    assert!(has(
+        &problems,
+        "nodes[0].fallbacks[0].provider",
+        "unknown_provider"
+    ));
     // The document round-trips through serde.
     let again: Value = serde_json::to_value(&workflow.doc).expect("serialize");
     assert!(parse(&again).is_ok());
@@ -141,8 +171,12 @@ fn valid_document_passes_and_env_problems_come_from_validate() {
 
 #[test]
 fn ten_thousand_nodes_rejected_with_a_size_problem() {
-    let nodes: Vec<Value> = (0..10_000).map(|i| json!({"id": format!("n{i}"), "type": "template", "template": "x"})).collect();
-    let edges: Vec<Value> = (1..10_000).map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")})).collect();
+    let nodes: Vec<Value> = (0..10_000)
+        .map(|i| json!({"id": format!("n{i}"), "type": "template", "template": "x"}))
+        .collect();
+    let edges: Vec<Value> = (1..10_000)
+        .map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")}))
+        .collect();
     let doc = json!({"name": "huge", "nodes": nodes, "edges": edges, "output": "n9999"});
     let problems = parse(&doc).expect_err("too large");
     assert!(has(&problems, "nodes", "too_large"), "{problems:#?}");
@@ -152,16 +186,25 @@ fn ten_thousand_nodes_rejected_with_a_size_problem() {
 fn thousand_node_chain_is_valid() {
     let nodes: Vec<Value> = (0..1_000)
         .map(|i| {
-            let template = if i == 0 { "{{ input }}".to_string() } else { format!("{{{{ nodes.n{}.output }}}}.", i - 1) };
+            let template = if i == 0 {
+                "{{ input }}".to_string()
+            } else {
+                format!("{{{{ nodes.n{}.output }}}}.", i - 1)
+            };
             json!({"id": format!("n{i}"), "type": "template", "template": template})
         })
         .collect();
-    let edges: Vec<Value> = (1..1_000).map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")})).collect();
+    let edges: Vec<Value> = (1..1_000)
+        .map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")}))
+        .collect();
     let doc = json!({"name": "chain", "nodes": nodes, "edges": edges, "output": "n999"});
     let workflow = parse(&doc).expect("a 1,000-node chain is valid");
     assert_eq!(workflow.doc.nodes.len(), 1_000);
     // A 1,000-node cycle is found as well.
     let mut cyclic = doc.clone();
-    cyclic["edges"].as_array_mut().expect("edges").push(json!({"from": "n999", "to": "n0"}));
+    cyclic["edges"]
+        .as_array_mut()
+        .expect("edges")
+        .push(json!({"from": "n999", "to": "n0"}));
     assert!(has(&parse(&cyclic).expect_err("cycle"), "edges", "cycle"));
 }

@@ -13,15 +13,21 @@ const ARGS: &str = r#"{"text":"2 * (3 + 4) ^ 2 / sqrt(16)"}"#;
 /// The plugin under test. `pipecat_plugins::CALCULATOR` (tool `calculate`) is the intended target; until the
 /// bundle is a dev-dependency here, the echo guest stands in.
 static CALCULATOR: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    std::fs::read(pipecat_test_components::ECHO_GUEST).expect("echo guest built by pipecat-test-components")
+    std::fs::read(pipecat_test_components::ECHO_GUEST)
+        .expect("echo guest built by pipecat-test-components")
 });
 
 fn runtime(threads: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn calculator(rt: &tokio::runtime::Runtime, sandbox: &Sandbox) -> Arc<Plugin> {
-    rt.block_on(sandbox.load(&CALCULATOR)).expect("calculator loads")
+    rt.block_on(sandbox.load(&CALCULATOR))
+        .expect("calculator loads")
 }
 
 async fn call(plugin: &Plugin, grant: &Grant) {
@@ -46,7 +52,13 @@ fn latency_percentiles(rt: &tokio::runtime::Runtime, plugin: &Arc<Plugin>) {
     });
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
-    println!("warm call latency over {} calls: p50 {:?}, p90 {:?}, p99 {:?}", samples.len(), at(0.5), at(0.9), at(0.99));
+    println!(
+        "warm call latency over {} calls: p50 {:?}, p90 {:?}, p99 {:?}",
+        samples.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99)
+    );
 }
 
 fn warm_calls(c: &mut Criterion) {
@@ -91,11 +103,22 @@ fn warm_calls(c: &mut Criterion) {
 fn compile_vs_cache(c: &mut Criterion) {
     let rt = runtime(2);
     let dir = tempfile::tempdir().expect("temp dir");
-    let cached = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..SandboxConfig::default() };
-    rt.block_on(Sandbox::new(cached.clone()).expect("sandbox").load(&CALCULATOR)).expect("warm cache");
+    let cached = SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    };
+    rt.block_on(
+        Sandbox::new(cached.clone())
+            .expect("sandbox")
+            .load(&CALCULATOR),
+    )
+    .expect("warm cache");
     let mut group = c.benchmark_group("load");
     group.sample_size(10);
-    for (name, config) in [("cold_compile", SandboxConfig::default()), ("cache_hit", cached)] {
+    for (name, config) in [
+        ("cold_compile", SandboxConfig::default()),
+        ("cache_hit", cached),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

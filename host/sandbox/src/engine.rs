@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+};
 
 use crate::{SandboxConfig, SandboxError};
 
@@ -80,7 +82,14 @@ pub(crate) fn create(config: &SandboxConfig) -> Result<(Engine, PoolInfo), Sandb
     let mut on_demand = base_config();
     on_demand.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     let engine = Engine::new(&on_demand).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
-    Ok((engine, PoolInfo { pooling: false, max_concurrent_instances: None, fallback_reason }))
+    Ok((
+        engine,
+        PoolInfo {
+            pooling: false,
+            max_concurrent_instances: None,
+            fallback_reason,
+        },
+    ))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
@@ -102,7 +111,10 @@ impl EpochTicker {
                 }
             })
             .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 

@@ -34,7 +34,9 @@ pub enum LoadError {
     #[error("not a WebAssembly component: {0}")]
     NotWasm(String),
     /// The bytes are a core WebAssembly module, not a component.
-    #[error("a core WebAssembly module, not a component (build for wasm32-wasip2 or run `wasm-tools component new`)")]
+    #[error(
+        "a core WebAssembly module, not a component (build for wasm32-wasip2 or run `wasm-tools component new`)"
+    )]
     CoreModule,
     /// The component failed validation or compilation.
     #[error("invalid component: {0}")]

@@ -21,7 +21,10 @@ const COMPONENT_VERSION: [u8; 4] = [0x0d, 0, 1, 0];
 /// Refuses oversized bytes, non-Wasm and core modules before any compilation.
 pub(crate) fn check_bytes(bytes: &[u8], max: usize) -> Result<(), LoadError> {
     if bytes.len() > max {
-        return Err(LoadError::TooLarge { size: bytes.len(), max });
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            max,
+        });
     }
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         return Err(LoadError::NotWasm("missing the \\0asm header".into()));
@@ -29,7 +32,10 @@ pub(crate) fn check_bytes(bytes: &[u8], max: usize) -> Result<(), LoadError> {
     match <[u8; 4]>::try_from(&bytes[4..8]) {
         Ok(CORE_VERSION) => Err(LoadError::CoreModule),
         Ok(COMPONENT_VERSION) => Ok(()),
-        _ => Err(LoadError::NotWasm(format!("unsupported version/layer {:02x?}", &bytes[4..8]))),
+        _ => Err(LoadError::NotWasm(format!(
+            "unsupported version/layer {:02x?}",
+            &bytes[4..8]
+        ))),
     }
 }
 
@@ -61,13 +67,24 @@ fn cache_path(dir: &Path, id: &str, engine_hash: &str) -> PathBuf {
 }
 
 /// Compiles `bytes` (or loads them from the cache); returns the component and whether it was a cache hit.
-pub(crate) async fn compile(shared: &Shared, bytes: &[u8], id: &str) -> Result<(Component, bool), LoadError> {
-    let cached = shared.config.cache_dir.as_deref().map(|dir| cache_path(dir, id, &shared.engine_hash));
+pub(crate) async fn compile(
+    shared: &Shared,
+    bytes: &[u8],
+    id: &str,
+) -> Result<(Component, bool), LoadError> {
+    let cached = shared
+        .config
+        .cache_dir
+        .as_deref()
+        .map(|dir| cache_path(dir, id, &shared.engine_hash));
     if let Some(path) = cached.clone().filter(|p| p.is_file()) {
         let engine = shared.engine.clone();
         // SAFETY: the cache folder is written only by this host (see `SandboxConfig::cache_dir`) with
         // artifacts this engine serialized, and the file name includes the engine's compatibility hash.
-        let loaded = tokio::task::spawn_blocking(move || unsafe { Component::deserialize_file(&engine, &path) }).await;
+        let loaded = tokio::task::spawn_blocking(move || unsafe {
+            Component::deserialize_file(&engine, &path)
+        })
+        .await;
         match loaded {
             Ok(Ok(component)) => return Ok((component, true)),
             Ok(Err(error)) => tracing::warn!(%error, id, "unusable cache entry, recompiling"),
@@ -85,7 +102,8 @@ pub(crate) async fn compile(shared: &Shared, bytes: &[u8], id: &str) -> Result<(
     // The permit moves into the task: a compilation that outlives its deadline still holds its slot.
     let task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let component = Component::new(&engine, &bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component =
+            Component::new(&engine, &bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         if let Some(path) = cached {
             if let Err(error) = write_cache(&component, &path) {
                 tracing::warn!(%error, id = id_owned, "cannot write the compiled component to the cache");
@@ -95,14 +113,18 @@ pub(crate) async fn compile(shared: &Shared, bytes: &[u8], id: &str) -> Result<(
     });
     match tokio::time::timeout(shared.config.compile_timeout, task).await {
         Err(_elapsed) => Err(LoadError::CompileTimeout(shared.config.compile_timeout)),
-        Ok(Err(join_error)) => Err(LoadError::Internal(format!("compile task failed: {join_error}"))),
+        Ok(Err(join_error)) => Err(LoadError::Internal(format!(
+            "compile task failed: {join_error}"
+        ))),
         Ok(Ok(result)) => result.map(|component| (component, false)),
     }
 }
 
 /// Writes atomically: a temporary file renamed into place, so readers never see half a file.
 fn write_cache(component: &Component, path: &Path) -> std::io::Result<()> {
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
@@ -115,9 +137,18 @@ mod tests {
 
     #[test]
     fn headers_are_classified() {
-        assert_eq!(check_bytes(b"hello world", 100), Err(LoadError::NotWasm("missing the \\0asm header".into())));
-        assert_eq!(check_bytes(b"\0asm\x01\0\0\0", 100), Err(LoadError::CoreModule));
+        assert_eq!(
+            check_bytes(b"hello world", 100),
+            Err(LoadError::NotWasm("missing the \\0asm header".into()))
+        );
+        assert_eq!(
+            check_bytes(b"\0asm\x01\0\0\0", 100),
+            Err(LoadError::CoreModule)
+        );
         assert!(check_bytes(b"\0asm\x0d\0\x01\0", 100).is_ok());
-        assert_eq!(check_bytes(&[0; 10], 5), Err(LoadError::TooLarge { size: 10, max: 5 }));
+        assert_eq!(
+            check_bytes(&[0; 10], 5),
+            Err(LoadError::TooLarge { size: 10, max: 5 })
+        );
     }
 }

@@ -50,7 +50,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("id", &self.id).field("tools", &self.tools).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("id", &self.id)
+            .field("tools", &self.tools)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,19 +65,35 @@ impl Plugin {
         component: &wasmtime::component::Component,
         cache_hit: bool,
     ) -> Result<Self, LoadError> {
-        let instance_pre =
-            shared.linker.instantiate_pre(component).map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let instance_pre = shared
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
+        let pre =
+            PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let limits = shared.config.default_limits.clone();
-        let access = Access { config: Arc::new(BTreeMap::new()), allowed_hosts: Arc::new(Vec::new()) };
+        let access = Access {
+            config: Arc::new(BTreeMap::new()),
+            allowed_hosts: Arc::new(Vec::new()),
+        };
         let listed = run(&shared, &pre, &limits, access, Action::ListTools).await;
         let raw = match listed.result {
             Ok(Output::Tools(tools)) => tools,
-            Ok(Output::Result(_)) => return Err(LoadError::Internal("list-tools returned a call result".into())),
+            Ok(Output::Result(_)) => {
+                return Err(LoadError::Internal(
+                    "list-tools returned a call result".into(),
+                ));
+            }
             Err(error) => return Err(LoadError::ListTools(error)),
         };
         let tools = validate_tools(raw)?;
-        Ok(Self { id, tools, pre, shared, cache_hit })
+        Ok(Self {
+            id,
+            tools,
+            pre,
+            shared,
+            cache_hit,
+        })
     }
 
     /// The plugin's id: blake3 of its bytes, in hex.
@@ -106,10 +125,21 @@ impl Plugin {
         }
         match serde_json::from_str::<serde_json::Value>(arguments_json) {
             Ok(serde_json::Value::Object(_)) => {}
-            Ok(_) => return refuse(CallError::InvalidArguments("the arguments must be a JSON object".into())),
-            Err(error) => return refuse(CallError::InvalidArguments(format!("the arguments are not JSON: {error}"))),
+            Ok(_) => {
+                return refuse(CallError::InvalidArguments(
+                    "the arguments must be a JSON object".into(),
+                ));
+            }
+            Err(error) => {
+                return refuse(CallError::InvalidArguments(format!(
+                    "the arguments are not JSON: {error}"
+                )));
+            }
         }
-        let limits = grant.limits.clone().unwrap_or_else(|| self.shared.config.default_limits.clone());
+        let limits = grant
+            .limits
+            .clone()
+            .unwrap_or_else(|| self.shared.config.default_limits.clone());
         let allowed_hosts = grant
             .allowed_hosts
             .iter()
@@ -119,18 +149,45 @@ impl Plugin {
                     .ok()
             })
             .collect();
-        let access = Access { config: Arc::new(grant.config.clone()), allowed_hosts: Arc::new(allowed_hosts) };
-        let run = run(&self.shared, &self.pre, &limits, access, Action::Call { tool, arguments: arguments_json }).await;
+        let access = Access {
+            config: Arc::new(grant.config.clone()),
+            allowed_hosts: Arc::new(allowed_hosts),
+        };
+        let run = run(
+            &self.shared,
+            &self.pre,
+            &limits,
+            access,
+            Action::Call {
+                tool,
+                arguments: arguments_json,
+            },
+        )
+        .await;
         let max = limits.max_output_bytes;
         let result = match run.result {
-            Ok(Output::Result(Ok(text))) if text.len() > max => Err(CallError::OutputTooLarge { size: text.len(), max }),
+            Ok(Output::Result(Ok(text))) if text.len() > max => Err(CallError::OutputTooLarge {
+                size: text.len(),
+                max,
+            }),
             Ok(Output::Result(Ok(text))) => Ok(text),
-            Ok(Output::Result(Err(ToolError::InvalidArguments(m)))) => Err(CallError::InvalidArguments(truncate(m, max))),
-            Ok(Output::Result(Err(ToolError::Failed(m)))) => Err(CallError::Failed(truncate(m, max))),
-            Ok(Output::Tools(_)) => Err(CallError::Internal("call-tool returned a tool list".into())),
+            Ok(Output::Result(Err(ToolError::InvalidArguments(m)))) => {
+                Err(CallError::InvalidArguments(truncate(m, max)))
+            }
+            Ok(Output::Result(Err(ToolError::Failed(m)))) => {
+                Err(CallError::Failed(truncate(m, max)))
+            }
+            Ok(Output::Tools(_)) => {
+                Err(CallError::Internal("call-tool returned a tool list".into()))
+            }
             Err(error) => Err(error),
         };
-        CallOutcome { result, logs: run.logs, fuel_consumed: run.fuel_consumed, duration: run.duration }
+        CallOutcome {
+            result,
+            logs: run.logs,
+            fuel_consumed: run.fuel_consumed,
+            duration: run.duration,
+        }
     }
 }
 
@@ -151,19 +208,39 @@ fn validate_tools(raw: Vec<RawToolInfo>) -> Result<Vec<ToolInfo>, LoadError> {
     raw.into_iter()
         .map(|tool| {
             let name_ok = (1..=64).contains(&tool.name.len())
-                && tool.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                && tool.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
             if !name_ok {
-                return Err(LoadError::InvalidTools(format!("bad tool name {:?}", tool.name)));
+                return Err(LoadError::InvalidTools(format!(
+                    "bad tool name {:?}",
+                    tool.name
+                )));
             }
             if !seen.insert(tool.name.clone()) {
-                return Err(LoadError::InvalidTools(format!("tool {:?} is listed twice", tool.name)));
+                return Err(LoadError::InvalidTools(format!(
+                    "tool {:?} is listed twice",
+                    tool.name
+                )));
             }
-            let parameters: serde_json::Value = serde_json::from_str(&tool.parameters)
-                .map_err(|e| LoadError::InvalidTools(format!("parameters of {:?} are not JSON: {e}", tool.name)))?;
+            let parameters: serde_json::Value =
+                serde_json::from_str(&tool.parameters).map_err(|e| {
+                    LoadError::InvalidTools(format!(
+                        "parameters of {:?} are not JSON: {e}",
+                        tool.name
+                    ))
+                })?;
             if !parameters.is_object() {
-                return Err(LoadError::InvalidTools(format!("parameters of {:?} are not a JSON object", tool.name)));
+                return Err(LoadError::InvalidTools(format!(
+                    "parameters of {:?} are not a JSON object",
+                    tool.name
+                )));
             }
-            Ok(ToolInfo { name: tool.name, description: tool.description, parameters })
+            Ok(ToolInfo {
+                name: tool.name,
+                description: tool.description,
+                parameters,
+            })
         })
         .collect()
 }

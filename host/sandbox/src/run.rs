@@ -43,7 +43,13 @@ pub(crate) struct Access {
 }
 
 /// Instantiates `pre` in a fresh store with `limits` and runs `action`.
-pub(crate) async fn run(shared: &Shared, pre: &PluginPre<HostState>, limits: &Limits, access: Access, action: Action<'_>) -> Run {
+pub(crate) async fn run(
+    shared: &Shared,
+    pre: &PluginPre<HostState>,
+    limits: &Limits,
+    access: Access,
+    action: Action<'_>,
+) -> Run {
     let started = Instant::now();
     let http = HttpAccess {
         client: shared.http.clone(),
@@ -52,7 +58,12 @@ pub(crate) async fn run(shared: &Shared, pre: &PluginPre<HostState>, limits: &Li
         timeout: limits.http_timeout,
         max_bytes: limits.max_http_response_bytes,
     };
-    let state = HostState::new(limits.memory_bytes, limits.max_log_bytes, access.config, http);
+    let state = HostState::new(
+        limits.memory_bytes,
+        limits.max_log_bytes,
+        access.config,
+        http,
+    );
     let log = state.log.clone();
     let mut store = state.into_store(&shared.engine);
     if let Err(error) = store.set_fuel(limits.fuel) {
@@ -68,7 +79,11 @@ pub(crate) async fn run(shared: &Shared, pre: &PluginPre<HostState>, limits: &Li
     let deadline = started + limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
     });
 
     let outcome = tokio::time::timeout(limits.timeout, execute(&mut store, pre, action)).await;
@@ -83,15 +98,26 @@ pub(crate) async fn run(shared: &Shared, pre: &PluginPre<HostState>, limits: &Li
         Ok(Err(error)) => Err(classify(&error, memory_hit, &sink.stderr_tail())),
     };
     let logs = sink.finish();
-    Run { result, logs, fuel_consumed, duration: started.elapsed() }
+    Run {
+        result,
+        logs,
+        fuel_consumed,
+        duration: started.elapsed(),
+    }
 }
 
-async fn execute(store: &mut Store<HostState>, pre: &PluginPre<HostState>, action: Action<'_>) -> wasmtime::Result<Output> {
+async fn execute(
+    store: &mut Store<HostState>,
+    pre: &PluginPre<HostState>,
+    action: Action<'_>,
+) -> wasmtime::Result<Output> {
     let plugin = pre.instantiate_async(&mut *store).await?;
     let tools = plugin.pipecat_plugin_tools();
     Ok(match action {
         Action::ListTools => Output::Tools(tools.call_list_tools(&mut *store).await?),
-        Action::Call { tool, arguments } => Output::Result(tools.call_call_tool(&mut *store, tool, arguments).await?),
+        Action::Call { tool, arguments } => {
+            Output::Result(tools.call_call_tool(&mut *store, tool, arguments).await?)
+        }
     })
 }
 

@@ -32,7 +32,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("pool", &self.shared.pool).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("pool", &self.shared.pool)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,11 +47,12 @@ impl Sandbox {
         }
         let (engine, pool) = crate::engine::create(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
         crate::bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
-        let http =
-            crate::http::client(config.allow_private_networks).map_err(|e| SandboxError::Http(e.to_string()))?;
+        let http = crate::http::client(config.allow_private_networks)
+            .map_err(|e| SandboxError::Http(e.to_string()))?;
         let shared = Shared {
             engine_hash: engine_hash(&engine),
             _ticker: EpochTicker::start(engine.clone())?,
@@ -60,7 +63,10 @@ impl Sandbox {
             config,
             pool,
         };
-        Ok(Sandbox { shared: Arc::new(shared), plugins: Mutex::new(HashMap::new()) })
+        Ok(Sandbox {
+            shared: Arc::new(shared),
+            plugins: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Validates, compiles (or loads from the cache) and links `bytes`, and lists its tools in the sandbox.
@@ -72,7 +78,9 @@ impl Sandbox {
             return Ok(plugin);
         }
         let (component, cache_hit) = compile(&self.shared, bytes, &id).await?;
-        let plugin = Arc::new(Plugin::new(Arc::clone(&self.shared), id.clone(), &component, cache_hit).await?);
+        let plugin = Arc::new(
+            Plugin::new(Arc::clone(&self.shared), id.clone(), &component, cache_hit).await?,
+        );
         Ok(Arc::clone(self.lock().entry(id).or_insert(plugin)))
     }
 
@@ -92,6 +100,8 @@ impl Sandbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
-        self.plugins.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.plugins
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

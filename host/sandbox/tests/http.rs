@@ -48,12 +48,30 @@ async fn serve(response: Option<String>) -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 fn ok_response(body: &str) -> String {
-    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
-async fn get(plugin: &Plugin, url: &str, allowed_hosts: &[String], limits: Option<Limits>) -> Value {
-    let grant = Grant { allowed_hosts: allowed_hosts.to_vec(), limits, ..Grant::default() };
-    let outcome = plugin.call("http", &serde_json::json!({ "url": url }).to_string(), &grant).await;
+async fn get(
+    plugin: &Plugin,
+    url: &str,
+    allowed_hosts: &[String],
+    limits: Option<Limits>,
+) -> Value {
+    let grant = Grant {
+        allowed_hosts: allowed_hosts.to_vec(),
+        limits,
+        ..Grant::default()
+    };
+    let outcome = plugin
+        .call(
+            "http",
+            &serde_json::json!({ "url": url }).to_string(),
+            &grant,
+        )
+        .await;
     serde_json::from_str(&outcome.result.expect("the http tool always answers")).expect("JSON")
 }
 
@@ -63,7 +81,13 @@ async fn a_host_that_is_not_granted_is_denied_without_a_connection() {
     let plugin = misbehave(&sandbox).await;
     let (granted, _) = serve(Some(ok_response("granted"))).await;
     let (other, other_count) = serve(Some(ok_response("other"))).await;
-    let result = get(&plugin, &format!("http://{other}/"), &[format!("http://{granted}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://{other}/"),
+        &[format!("http://{granted}")],
+        None,
+    )
+    .await;
     assert_eq!(result["error"], "denied", "{result}");
     assert_eq!(other_count.load(Ordering::SeqCst), 0);
     let result = get(&plugin, "https://example.com/", &[], None).await;
@@ -76,7 +100,13 @@ async fn a_granted_loopback_server_answers_when_private_networks_are_allowed() {
     let sandbox = sandbox(true);
     let plugin = misbehave(&sandbox).await;
     let (addr, count) = serve(Some(ok_response("hello from the host"))).await;
-    let result = get(&plugin, &format!("http://{addr}/path"), &[format!("http://{addr}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://{addr}/path"),
+        &[format!("http://{addr}")],
+        None,
+    )
+    .await;
     assert_eq!(result["status"], 200, "{result}");
     assert_eq!(result["body"], "hello from the host");
     assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -87,13 +117,29 @@ async fn loopback_is_denied_even_when_granted() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
     let (addr, count) = serve(Some(ok_response("secret"))).await;
-    let result = get(&plugin, &format!("http://{addr}/"), &[format!("http://{addr}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://{addr}/"),
+        &[format!("http://{addr}")],
+        None,
+    )
+    .await;
     assert_eq!(result["error"], "denied", "{result}");
     // A name that resolves to loopback is refused after resolution.
     let port = addr.port();
-    let result = get(&plugin, &format!("http://localhost:{port}/"), &[format!("http://localhost:{port}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://localhost:{port}/"),
+        &[format!("http://localhost:{port}")],
+        None,
+    )
+    .await;
     assert_eq!(result["error"], "denied", "{result}");
-    assert_eq!(count.load(Ordering::SeqCst), 0, "no request may reach the server");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "no request may reach the server"
+    );
     assert_still_healthy(&sandbox).await;
 }
 
@@ -101,12 +147,26 @@ async fn loopback_is_denied_even_when_granted() {
 async fn cloud_metadata_and_private_addresses_are_denied_before_connecting() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
-    for url in ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://[::ffff:169.254.169.254]/"] {
-        let origin = url.trim_end_matches('/').split('/').take(3).collect::<Vec<_>>().join("/");
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::ffff:169.254.169.254]/",
+    ] {
+        let origin = url
+            .trim_end_matches('/')
+            .split('/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
         let origin = origin.strip_suffix("/latest").unwrap_or(&origin).to_owned();
         let result = get(&plugin, url, &[origin], None).await;
         assert_eq!(result["error"], "denied", "{url}: {result}");
-        assert!(result["message"].as_str().is_some_and(|m| m.contains("internal address")), "{url}: {result}");
+        assert!(
+            result["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("internal address")),
+            "{url}: {result}"
+        );
     }
     assert_still_healthy(&sandbox).await;
 }
@@ -116,14 +176,28 @@ async fn a_redirect_to_a_host_that_is_not_granted_is_denied() {
     let sandbox = sandbox(true);
     let plugin = misbehave(&sandbox).await;
     let (target, target_count) = serve(Some(ok_response("should not be reached"))).await;
-    let redirect = format!("HTTP/1.1 302 Found\r\nlocation: http://{target}/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let redirect = format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://{target}/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
     let (start, start_count) = serve(Some(redirect)).await;
-    let result = get(&plugin, &format!("http://{start}/"), &[format!("http://{start}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://{start}/"),
+        &[format!("http://{start}")],
+        None,
+    )
+    .await;
     assert_eq!(result["error"], "denied", "{result}");
     assert_eq!(start_count.load(Ordering::SeqCst), 1);
     assert_eq!(target_count.load(Ordering::SeqCst), 0);
     // With both granted, the redirect is followed.
-    let result = get(&plugin, &format!("http://{start}/"), &[format!("http://{start}"), format!("http://{target}")], None).await;
+    let result = get(
+        &plugin,
+        &format!("http://{start}/"),
+        &[format!("http://{start}"), format!("http://{target}")],
+        None,
+    )
+    .await;
     assert_eq!(result["body"], "should not be reached", "{result}");
 }
 
@@ -132,8 +206,18 @@ async fn a_server_that_never_answers_times_out() {
     let sandbox = sandbox(true);
     let plugin = misbehave(&sandbox).await;
     let (addr, count) = serve(None).await;
-    let limits = Limits { http_timeout: Duration::from_millis(300), timeout: Duration::from_secs(60), ..Limits::default() };
-    let result = get(&plugin, &format!("http://{addr}/"), &[format!("http://{addr}")], Some(limits)).await;
+    let limits = Limits {
+        http_timeout: Duration::from_millis(300),
+        timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let result = get(
+        &plugin,
+        &format!("http://{addr}/"),
+        &[format!("http://{addr}")],
+        Some(limits),
+    )
+    .await;
     assert_eq!(result["error"], "timeout", "{result}");
     assert_eq!(count.load(Ordering::SeqCst), 1);
     assert_still_healthy(&sandbox).await;
@@ -144,7 +228,16 @@ async fn a_response_over_the_size_cap_is_too_large() {
     let sandbox = sandbox(true);
     let plugin = misbehave(&sandbox).await;
     let (addr, _) = serve(Some(ok_response(&"y".repeat(5000)))).await;
-    let limits = Limits { max_http_response_bytes: 1000, ..Limits::default() };
-    let result = get(&plugin, &format!("http://{addr}/"), &[format!("http://{addr}")], Some(limits)).await;
+    let limits = Limits {
+        max_http_response_bytes: 1000,
+        ..Limits::default()
+    };
+    let result = get(
+        &plugin,
+        &format!("http://{addr}/"),
+        &[format!("http://{addr}")],
+        Some(limits),
+    )
+    .await;
     assert_eq!(result["error"], "too_large", "{result}");
 }

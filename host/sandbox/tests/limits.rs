@@ -11,9 +11,22 @@ use pipecat_sandbox::{CallError, Limits};
 async fn an_infinite_loop_runs_out_of_fuel() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
-    let outcome = call_with(&plugin, "spin", "{}", Limits { fuel: 50_000_000, ..quick_limits() }).await;
+    let outcome = call_with(
+        &plugin,
+        "spin",
+        "{}",
+        Limits {
+            fuel: 50_000_000,
+            ..quick_limits()
+        },
+    )
+    .await;
     assert_eq!(code(&outcome), "out_of_fuel");
-    assert!(outcome.fuel_consumed >= 50_000_000 - 10_000, "fuel used: {}", outcome.fuel_consumed);
+    assert!(
+        outcome.fuel_consumed >= 50_000_000 - 10_000,
+        "fuel used: {}",
+        outcome.fuel_consumed
+    );
     assert_still_healthy(&sandbox).await;
 }
 
@@ -21,7 +34,11 @@ async fn an_infinite_loop_runs_out_of_fuel() {
 async fn an_infinite_loop_with_plenty_of_fuel_times_out() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
-    let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_millis(300), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
     let outcome = call_with(&plugin, "spin", "{}", limits).await;
     assert_eq!(outcome.result, Err(CallError::Timeout));
     assert_still_healthy(&sandbox).await;
@@ -50,9 +67,18 @@ async fn a_100_mb_result_is_refused_as_too_large() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
     // Memory is raised so the guest can build the string: the output cap is what must stop it.
-    let limits = Limits { memory_bytes: 512 << 20, ..quick_limits() };
+    let limits = Limits {
+        memory_bytes: 512 << 20,
+        ..quick_limits()
+    };
     let outcome = call_with(&plugin, "big_output", r#"{"bytes":100000000}"#, limits).await;
-    assert_eq!(outcome.result, Err(CallError::OutputTooLarge { size: 100_000_000, max: 1 << 20 }));
+    assert_eq!(
+        outcome.result,
+        Err(CallError::OutputTooLarge {
+            size: 100_000_000,
+            max: 1 << 20
+        })
+    );
     assert_still_healthy(&sandbox).await;
 }
 
@@ -60,7 +86,13 @@ async fn a_100_mb_result_is_refused_as_too_large() {
 async fn a_100_mb_result_under_default_limits_hits_the_memory_limit_first() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
-    let outcome = call_with(&plugin, "big_output", r#"{"bytes":100000000}"#, quick_limits()).await;
+    let outcome = call_with(
+        &plugin,
+        "big_output",
+        r#"{"bytes":100000000}"#,
+        quick_limits(),
+    )
+    .await;
     assert_eq!(outcome.result, Err(CallError::MemoryLimit));
     assert_still_healthy(&sandbox).await;
 }
@@ -72,7 +104,10 @@ async fn a_panic_is_a_trap_carrying_the_panic_message() {
     let outcome = call_with(&plugin, "panic", "{}", quick_limits()).await;
     match &outcome.result {
         Err(CallError::Trap { message }) => {
-            assert!(message.contains("guest panicked on purpose"), "message: {message}")
+            assert!(
+                message.contains("guest panicked on purpose"),
+                "message: {message}"
+            )
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -103,7 +138,11 @@ async fn the_same_plugin_works_again_after_it_misbehaved() {
 async fn a_spinning_guest_does_not_block_the_runtime_and_stops_when_dropped() {
     let sandbox = std::sync::Arc::new(sandbox(false));
     let plugin = misbehave(&sandbox).await;
-    let limits = Limits { fuel: u64::MAX / 2, timeout: Duration::from_secs(3600), ..Limits::default() };
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_secs(3600),
+        ..Limits::default()
+    };
     let spinning = tokio::spawn({
         let plugin = plugin.clone();
         async move { call_with(&plugin, "spin", "{}", limits).await }

@@ -24,7 +24,10 @@ pub(crate) struct Call<'a> {
 /// Makes one tool call: `tool_call` event, a concurrency slot, the runner, the record, `tool_result` event.
 pub(crate) async fn call_tool(shared: &Shared<'_>, call: Call<'_>) -> Result<String, ToolFailure> {
     let seq = shared.call_seq.fetch_add(1, Ordering::Relaxed);
-    let (plugin, tool) = call.reference.split_once('.').unwrap_or(("", call.reference));
+    let (plugin, tool) = call
+        .reference
+        .split_once('.')
+        .unwrap_or(("", call.reference));
     let input = match &call.arguments {
         Ok(v) => v.clone(),
         Err((raw, _)) => raw.clone(),
@@ -45,13 +48,22 @@ pub(crate) async fn call_tool(shared: &Shared<'_>, call: Call<'_>) -> Result<Str
         Err((_, failure)) => Err(failure),
         Ok(arguments) => match shared.tool_slots.acquire().await {
             Ok(_permit) => shared.tools.call(call.reference, &arguments).await,
-            Err(_) => Err(ToolFailure { code: "failed".into(), message: "tool slots closed".into() }),
+            Err(_) => Err(ToolFailure {
+                code: "failed".into(),
+                message: "tool slots closed".into(),
+            }),
         },
     };
     let duration_ms = ms(started.elapsed());
     let (text, error) = match &result {
         Ok(text) => (Some(text.clone()), None),
-        Err(f) => (None, Some(ErrorInfo { code: f.code.clone(), message: f.message.clone() })),
+        Err(f) => (
+            None,
+            Some(ErrorInfo {
+                code: f.code.clone(),
+                message: f.message.clone(),
+            }),
+        ),
     };
     let record = ToolCallRecord {
         node_id: call.node_id.to_string(),
@@ -93,7 +105,13 @@ pub(crate) fn safe_tool_names(references: &[String]) -> Vec<String> {
             let mut base: String = reference
                 .replace('.', "__")
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             if base.is_empty() {
                 base.push_str("tool");
@@ -119,13 +137,21 @@ mod tests {
 
     #[test]
     fn names_are_safe_and_unique() {
-        let refs = vec!["weather.get_weather".to_string(), "weather_.get_weather".into(), "a.b c".into(), "x".repeat(80)];
+        let refs = vec![
+            "weather.get_weather".to_string(),
+            "weather_.get_weather".into(),
+            "a.b c".into(),
+            "x".repeat(80),
+        ];
         let names = safe_tool_names(&refs);
         assert_eq!(names[0], "weather__get_weather");
         assert_eq!(names[2], "a__b_c");
         assert_eq!(names[3].len(), 64);
         let unique: std::collections::HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')));
+        assert!(names.iter().all(|n| {
+            n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }));
     }
 }

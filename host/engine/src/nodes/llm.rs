@@ -25,9 +25,15 @@ pub(crate) async fn run(
     let node_id = shared.workflow.doc.nodes[i].id.as_str();
     let templates = &shared.workflow.templates;
     let cap = shared.limits.max_template_output;
-    let prompt = templates.render(&prompt_name(i), ctx, cap).map_err(|e| NodeFailure::template("prompt", e))?;
+    let prompt = templates
+        .render(&prompt_name(i), ctx, cap)
+        .map_err(|e| NodeFailure::template("prompt", e))?;
     let system = match &node.system {
-        Some(_) => Some(templates.render(&system_name(i), ctx, cap).map_err(|e| NodeFailure::template("system", e))?),
+        Some(_) => Some(
+            templates
+                .render(&system_name(i), ctx, cap)
+                .map_err(|e| NodeFailure::template("system", e))?,
+        ),
         None => None,
     };
 
@@ -36,11 +42,23 @@ pub(crate) async fn run(
     let mut by_name: HashMap<&str, &str> = HashMap::new();
     let mut tools = Vec::with_capacity(node.tools.len());
     for (reference, name) in node.tools.iter().zip(&names) {
-        let Some(ToolSpec { description, parameters, .. }) = shared.tools.spec(reference) else {
-            return Err(NodeFailure::new("unresolved_tool", format!("tool `{reference}` is not available")));
+        let Some(ToolSpec {
+            description,
+            parameters,
+            ..
+        }) = shared.tools.spec(reference)
+        else {
+            return Err(NodeFailure::new(
+                "unresolved_tool",
+                format!("tool `{reference}` is not available"),
+            ));
         };
         by_name.insert(name, reference);
-        tools.push(ToolDef { name: name.clone(), description, parameters });
+        tools.push(ToolDef {
+            name: name.clone(),
+            description,
+            parameters,
+        });
     }
 
     let schema = shared.workflow.schemas.get(&i);
@@ -52,9 +70,15 @@ pub(crate) async fn run(
         tools,
         temperature: node.temperature,
         max_tokens: node.max_tokens,
-        response_format: node.output_schema.as_ref().map(|schema| ResponseFormat { name: schema_name(node_id), schema: schema.clone() }),
+        response_format: node.output_schema.as_ref().map(|schema| ResponseFormat {
+            name: schema_name(node_id),
+            schema: schema.clone(),
+        }),
     };
-    let max_rounds = node.max_tool_rounds.unwrap_or(shared.limits.max_tool_rounds).min(shared.limits.max_tool_rounds);
+    let max_rounds = node
+        .max_tool_rounds
+        .unwrap_or(shared.limits.max_tool_rounds)
+        .min(shared.limits.max_tool_rounds);
     let stream = node.stream.unwrap_or(true);
     let mut candidates = Candidates::new(&node.provider, &node.model, &node.fallbacks);
     let mut rounds = 0u32;
@@ -72,40 +96,83 @@ pub(crate) async fn run(
             let calls = response.tool_calls.iter().map(|call| {
                 let reference = by_name.get(call.name.as_str()).copied();
                 let arguments = match (reference, serde_json::from_str::<Value>(&call.arguments)) {
-                    (None, _) => Err((parse_or_text(&call.arguments), failure("unknown_tool", format!("there is no tool named `{}`", call.name)))),
+                    (None, _) => Err((
+                        parse_or_text(&call.arguments),
+                        failure(
+                            "unknown_tool",
+                            format!("there is no tool named `{}`", call.name),
+                        ),
+                    )),
                     (Some(_), Ok(v @ Value::Object(_))) => Ok(v),
-                    (Some(_), Ok(v)) => Err((v, failure("invalid_arguments", "tool arguments must be a JSON object".into()))),
+                    (Some(_), Ok(v)) => Err((
+                        v,
+                        failure(
+                            "invalid_arguments",
+                            "tool arguments must be a JSON object".into(),
+                        ),
+                    )),
                     (Some(_), Err(e)) => Err((
                         Value::String(call.arguments.clone()),
-                        failure("invalid_arguments", format!("tool arguments are not valid JSON: {e}")),
+                        failure(
+                            "invalid_arguments",
+                            format!("tool arguments are not valid JSON: {e}"),
+                        ),
                     )),
                 };
-                let call = Call { node_id, reference: reference.unwrap_or(call.name.as_str()), call_id: call.id.clone(), arguments };
+                let call = Call {
+                    node_id,
+                    reference: reference.unwrap_or(call.name.as_str()),
+                    call_id: call.id.clone(),
+                    arguments,
+                };
                 call_tool(shared, call)
             });
             let results = join_all(calls).await;
-            request.messages.push(Message::Assistant { content: response.content.clone(), tool_calls: response.tool_calls.clone() });
+            request.messages.push(Message::Assistant {
+                content: response.content.clone(),
+                tool_calls: response.tool_calls.clone(),
+            });
             for (call, result) in response.tool_calls.iter().zip(results) {
                 let (content, is_error) = match result {
                     Ok(text) => (text, false),
                     Err(f) => (format!("error ({}): {}", f.code, f.message), true),
                 };
-                request.messages.push(Message::Tool { call_id: call.id.clone(), content, is_error });
+                request.messages.push(Message::Tool {
+                    call_id: call.id.clone(),
+                    content,
+                    is_error,
+                });
             }
             continue;
         }
         let text = response.content.unwrap_or_default();
         let Some(validator) = schema else {
             if !(stream && shared.emitter.listening()) {
-                shared.emitter.emit(EventKind::Token { node_id: node_id.to_string(), text: text.clone() }).await;
+                shared
+                    .emitter
+                    .emit(EventKind::Token {
+                        node_id: node_id.to_string(),
+                        text: text.clone(),
+                    })
+                    .await;
             }
-            return Ok(NodeSuccess { value: Value::String(text), choice: None });
+            return Ok(NodeSuccess {
+                value: Value::String(text),
+                choice: None,
+            });
         };
         let problem = match serde_json::from_str::<Value>(&text) {
             Ok(value) => {
-                let errors: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
+                let errors: Vec<String> = validator
+                    .iter_errors(&value)
+                    .take(5)
+                    .map(|e| e.to_string())
+                    .collect();
                 if errors.is_empty() {
-                    return Ok(NodeSuccess { value, choice: None });
+                    return Ok(NodeSuccess {
+                        value,
+                        choice: None,
+                    });
                 }
                 errors.join("; ")
             }
@@ -118,7 +185,10 @@ pub(crate) async fn run(
             ));
         }
         retried = true;
-        request.messages.push(Message::Assistant { content: Some(text), tool_calls: Vec::new() });
+        request.messages.push(Message::Assistant {
+            content: Some(text),
+            tool_calls: Vec::new(),
+        });
         request.messages.push(Message::User {
             content: format!(
                 "Your answer does not match the required JSON Schema: {problem}. Answer again with only JSON that matches the schema."
@@ -128,7 +198,10 @@ pub(crate) async fn run(
 }
 
 fn failure(code: &str, message: String) -> ToolFailure {
-    ToolFailure { code: code.to_string(), message }
+    ToolFailure {
+        code: code.to_string(),
+        message,
+    }
 }
 
 fn parse_or_text(arguments: &str) -> Value {
@@ -137,7 +210,20 @@ fn parse_or_text(arguments: &str) -> Value {
 
 /// A `response_format` name from the node id (`^[a-zA-Z0-9_-]+$`).
 fn schema_name(node_id: &str) -> String {
-    let name: String =
-        node_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(64).collect();
-    if name.is_empty() { "output".into() } else { name }
+    let name: String = node_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "output".into()
+    } else {
+        name
+    }
 }

@@ -31,7 +31,10 @@ pub(crate) struct NodeFailure {
 
 impl NodeFailure {
     pub(crate) fn new(code: &str, message: impl Into<String>) -> NodeFailure {
-        NodeFailure { code: code.to_string(), message: message.into() }
+        NodeFailure {
+            code: code.to_string(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn template(what: &str, e: RenderError) -> NodeFailure {
@@ -63,7 +66,10 @@ pub(crate) async fn run_node(
                 .templates
                 .render(&format!("nodes[{i}].template"), ctx, cap)
                 .map_err(|e| NodeFailure::template("template", e))?;
-            Ok(NodeSuccess { value: Value::String(text), choice: None })
+            Ok(NodeSuccess {
+                value: Value::String(text),
+                choice: None,
+            })
         }
         NodeKind::Condition(_) => {
             for &e in &shared.workflow.graph.out_edges[i] {
@@ -73,15 +79,32 @@ pub(crate) async fn run_node(
                         .workflow
                         .templates
                         .eval_condition(&condition_name(e), ctx)
-                        .map_err(|err| NodeFailure::template(&format!("condition of edge to `{}`", edge.to), err))?;
+                        .map_err(|err| {
+                            NodeFailure::template(
+                                &format!("condition of edge to `{}`", edge.to),
+                                err,
+                            )
+                        })?;
                     if holds {
-                        return Ok(NodeSuccess { value: Value::String(edge.to.clone()), choice: Some(e) });
+                        return Ok(NodeSuccess {
+                            value: Value::String(edge.to.clone()),
+                            choice: Some(e),
+                        });
                     }
                 }
             }
-            match shared.workflow.graph.out_edges[i].iter().find(|&&e| shared.workflow.doc.edges[e].default) {
-                Some(&e) => Ok(NodeSuccess { value: Value::String(shared.workflow.doc.edges[e].to.clone()), choice: Some(e) }),
-                None => Err(NodeFailure::new("no_condition_matched", "no edge condition holds and there is no default edge")),
+            match shared.workflow.graph.out_edges[i]
+                .iter()
+                .find(|&&e| shared.workflow.doc.edges[e].default)
+            {
+                Some(&e) => Ok(NodeSuccess {
+                    value: Value::String(shared.workflow.doc.edges[e].to.clone()),
+                    choice: Some(e),
+                }),
+                None => Err(NodeFailure::new(
+                    "no_condition_matched",
+                    "no edge condition holds and there is no default edge",
+                )),
             }
         }
         NodeKind::Tool(tool) => tool::run(shared, i, tool, ctx).await,

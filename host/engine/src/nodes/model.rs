@@ -15,9 +15,17 @@ pub(crate) struct Candidates<'a> {
 }
 
 impl<'a> Candidates<'a> {
-    pub(crate) fn new(provider: &'a str, model: &'a str, fallbacks: &'a [ModelRef]) -> Candidates<'a> {
+    pub(crate) fn new(
+        provider: &'a str,
+        model: &'a str,
+        fallbacks: &'a [ModelRef],
+    ) -> Candidates<'a> {
         let mut list = vec![(provider, model)];
-        list.extend(fallbacks.iter().map(|f| (f.provider.as_str(), f.model.as_str())));
+        list.extend(
+            fallbacks
+                .iter()
+                .map(|f| (f.provider.as_str(), f.model.as_str())),
+        );
         Candidates { list, current: 0 }
     }
 }
@@ -38,12 +46,19 @@ pub(crate) async fn chat(
         let (name, model) = candidates.list[candidates.current];
         let has_next = candidates.current + 1 < candidates.list.len();
         let Some(provider) = shared.engine.providers.provider(name) else {
-            last = Some(NodeFailure::new("llm_not_configured", format!("provider `{name}` is not configured")));
+            last = Some(NodeFailure::new(
+                "llm_not_configured",
+                format!("provider `{name}` is not configured"),
+            ));
             candidates.current += 1;
             continue;
         };
         request.model = model.to_string();
-        let result = if stream { streamed(shared, node_id, provider.as_ref(), request).await } else { provider.chat(request, None).await };
+        let result = if stream {
+            streamed(shared, node_id, provider.as_ref(), request).await
+        } else {
+            provider.chat(request, None).await
+        };
         match result {
             Ok(response) => {
                 meta.provider = Some(name.to_string());
@@ -81,7 +96,13 @@ async fn streamed(
     };
     let forward = async {
         while let Some(text) = rx.recv().await {
-            shared.emitter.emit(EventKind::Token { node_id: node_id.to_string(), text }).await;
+            shared
+                .emitter
+                .emit(EventKind::Token {
+                    node_id: node_id.to_string(),
+                    text,
+                })
+                .await;
         }
     };
     let (result, ()) = futures::join!(call, forward);

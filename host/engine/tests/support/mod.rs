@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use pipecat_engine::{Engine, ProviderSource, RunLimits, ToolFailure, ToolRunner, ToolSpec, ValidationEnv};
+use pipecat_engine::{
+    Engine, ProviderSource, RunLimits, ToolFailure, ToolRunner, ToolSpec, ValidationEnv,
+};
 use pipecat_fake_llm::{FakeLlm, Fault, Reply};
 use pipecat_llm::{AnthropicProvider, HttpPolicy, OpenAiProvider, Provider, Providers};
 use serde_json::{Value, json};
@@ -46,19 +48,30 @@ impl ClosureTools {
             Box::pin(async move {
                 let location = args["location"].as_str().unwrap_or("?").to_string();
                 let temperature = if location == "Tokyo" { 22 } else { 15 };
-                Ok(json!({"location": location, "temperature": temperature, "condition": "Sunny"}).to_string())
+                Ok(
+                    json!({"location": location, "temperature": temperature, "condition": "Sunny"})
+                        .to_string(),
+                )
             })
         });
         tools.add("math.add", |args| {
             Box::pin(async move {
                 match (args["a"].as_f64(), args["b"].as_f64()) {
                     (Some(a), Some(b)) => Ok((a + b).to_string()),
-                    _ => Err(ToolFailure { code: "invalid_arguments".into(), message: "a and b must be numbers".into() }),
+                    _ => Err(ToolFailure {
+                        code: "invalid_arguments".into(),
+                        message: "a and b must be numbers".into(),
+                    }),
                 }
             })
         });
         tools.add("fail.always", |_| {
-            Box::pin(async move { Err(ToolFailure { code: "failed".into(), message: "the service is down".into() }) })
+            Box::pin(async move {
+                Err(ToolFailure {
+                    code: "failed".into(),
+                    message: "the service is down".into(),
+                })
+            })
         });
         let barrier = Arc::new(Barrier::new(2));
         tools.add("sync.meet", move |args| {
@@ -73,10 +86,19 @@ impl ClosureTools {
 }
 
 impl ToolRunner for ClosureTools {
-    fn call<'a>(&'a self, reference: &'a str, arguments: &'a Value) -> BoxFuture<'a, Result<String, ToolFailure>> {
+    fn call<'a>(
+        &'a self,
+        reference: &'a str,
+        arguments: &'a Value,
+    ) -> BoxFuture<'a, Result<String, ToolFailure>> {
         match self.tools.get(reference) {
             Some((_, f)) => f(arguments.clone()),
-            None => Box::pin(async move { Err(ToolFailure { code: "not_found".into(), message: reference.to_string() }) }),
+            None => Box::pin(async move {
+                Err(ToolFailure {
+                    code: "not_found".into(),
+                    message: reference.to_string(),
+                })
+            }),
         }
     }
 
@@ -99,18 +121,31 @@ impl ValidationEnv for TestEnv {
 
 /// No retries: the scripted faults reach the engine at once.
 pub fn policy() -> HttpPolicy {
-    HttpPolicy { max_attempts: 1, ..HttpPolicy::default() }
+    HttpPolicy {
+        max_attempts: 1,
+        ..HttpPolicy::default()
+    }
 }
 
 /// `openai`, `backup` (OpenAI wire protocol) and `anthropic`, all served by `fake`.
 pub fn providers(fake: &FakeLlm) -> Providers {
     let mut providers = Providers::new();
-    let openai: Arc<dyn Provider> =
-        Arc::new(OpenAiProvider::new("openai", fake.openai_base_url(), Some("test-key".into())).with_policy(policy()));
-    let backup: Arc<dyn Provider> =
-        Arc::new(OpenAiProvider::new("backup", fake.openai_base_url(), Some("test-key".into())).with_policy(policy()));
-    let anthropic: Arc<dyn Provider> =
-        Arc::new(AnthropicProvider::new("anthropic", fake.anthropic_base_url(), Some("test-key".into())).with_policy(policy()));
+    let openai: Arc<dyn Provider> = Arc::new(
+        OpenAiProvider::new("openai", fake.openai_base_url(), Some("test-key".into()))
+            .with_policy(policy()),
+    );
+    let backup: Arc<dyn Provider> = Arc::new(
+        OpenAiProvider::new("backup", fake.openai_base_url(), Some("test-key".into()))
+            .with_policy(policy()),
+    );
+    let anthropic: Arc<dyn Provider> = Arc::new(
+        AnthropicProvider::new(
+            "anthropic",
+            fake.anthropic_base_url(),
+            Some("test-key".into()),
+        )
+        .with_policy(policy()),
+    );
     providers.insert(openai);
     providers.insert(backup);
     providers.insert(anthropic);
@@ -139,9 +174,14 @@ pub fn reply(step: &Value) -> Reply {
     } else if let Some(json) = step.get("json") {
         Reply::Json(json.clone())
     } else if let Some(status) = step.get("status").and_then(Value::as_u64) {
-        Reply::Fault(Fault::Status(status as u16, step["message"].as_str().unwrap_or("error").into()))
+        Reply::Fault(Fault::Status(
+            status as u16,
+            step["message"].as_str().unwrap_or("error").into(),
+        ))
     } else if let Some(secs) = step.get("rate_limited").and_then(Value::as_u64) {
-        Reply::Fault(Fault::RateLimited { retry_after_secs: secs })
+        Reply::Fault(Fault::RateLimited {
+            retry_after_secs: secs,
+        })
     } else {
         panic!("unknown script step {step}")
     };

@@ -87,7 +87,11 @@ impl LogSink {
             return;
         }
         self.used += message.len();
-        self.lines.push(LogLine { level, source, message: message.to_owned() });
+        self.lines.push(LogLine {
+            level,
+            source,
+            message: message.to_owned(),
+        });
     }
 
     fn write_stream(&mut self, source: LogSource, bytes: &[u8]) {
@@ -98,7 +102,9 @@ impl LogSink {
                 self.stderr_tail.drain(..cut);
             }
         }
-        let room = self.max_bytes.saturating_sub(self.used + self.stdout.len() + self.stderr.len());
+        let room = self
+            .max_bytes
+            .saturating_sub(self.used + self.stdout.len() + self.stderr.len());
         let take = bytes.len().min(room);
         self.dropped += bytes.len() - take;
         let (buf, level) = match source {
@@ -106,12 +112,18 @@ impl LogSink {
             _ => (&mut self.stdout, LogLevel::Info),
         };
         buf.extend_from_slice(&bytes[..take]);
-        let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') else { return };
+        let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
         let complete: Vec<u8> = buf.drain(..=last_newline).collect();
         for line in complete[..complete.len() - 1].split(|b| *b == b'\n') {
             let text = String::from_utf8_lossy(line).into_owned();
             self.used += text.len();
-            self.lines.push(LogLine { level, source, message: text });
+            self.lines.push(LogLine {
+                level,
+                source,
+                message: text,
+            });
         }
     }
 
@@ -122,12 +134,23 @@ impl LogSink {
 
     /// Flushes partial stdout/stderr lines and returns every line.
     pub(crate) fn finish(&mut self) -> Vec<LogLine> {
-        for (source, level) in [(LogSource::Stdout, LogLevel::Info), (LogSource::Stderr, LogLevel::Warn)] {
-            let buf = std::mem::take(if source == LogSource::Stdout { &mut self.stdout } else { &mut self.stderr });
+        for (source, level) in [
+            (LogSource::Stdout, LogLevel::Info),
+            (LogSource::Stderr, LogLevel::Warn),
+        ] {
+            let buf = std::mem::take(if source == LogSource::Stdout {
+                &mut self.stdout
+            } else {
+                &mut self.stderr
+            });
             if !buf.is_empty() {
                 let text = String::from_utf8_lossy(&buf).into_owned();
                 self.used += text.len();
-                self.lines.push(LogLine { level, source, message: text });
+                self.lines.push(LogLine {
+                    level,
+                    source,
+                    message: text,
+                });
             }
         }
         let mut lines = std::mem::take(&mut self.lines);
@@ -135,7 +158,10 @@ impl LogSink {
             lines.push(LogLine {
                 level: LogLevel::Warn,
                 source: LogSource::Host,
-                message: format!("log truncated: {} bytes over the limit of {} were dropped", self.dropped, self.max_bytes),
+                message: format!(
+                    "log truncated: {} bytes over the limit of {} were dropped",
+                    self.dropped, self.max_bytes
+                ),
             });
         }
         lines
@@ -153,12 +179,17 @@ impl SharedLog {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, LogSink> {
         // A panic while holding the lock leaves the sink consistent enough to read.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The guest's stdout or stderr, writing into this log.
     pub(crate) fn stream(&self, source: LogSource) -> Capture {
-        Capture { log: self.clone(), source }
+        Capture {
+            log: self.clone(),
+            source,
+        }
     }
 }
 
@@ -214,7 +245,11 @@ impl Pollable for Capture {
 }
 
 impl AsyncWrite for Capture {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write_bytes(buf);
         Poll::Ready(Ok(buf.len()))
     }

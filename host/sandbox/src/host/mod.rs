@@ -33,10 +33,18 @@ pub(crate) struct Limiter {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.hit = true;
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.memory_bytes, wanted: desired }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.memory_bytes,
+                wanted: desired,
+            }));
         }
         Ok(maximum.is_none_or(|max| desired <= max))
     }
@@ -46,7 +54,12 @@ impl ResourceLimiter for Limiter {
         Ok(())
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|max| desired <= max))
     }
 }
@@ -63,7 +76,12 @@ pub(crate) struct HostState {
 
 impl HostState {
     /// State with WASI granting nothing: no files, env, args, stdin or network; stdout/stderr go to the log.
-    pub(crate) fn new(memory_bytes: usize, max_log_bytes: usize, config: Arc<BTreeMap<String, String>>, http: HttpAccess) -> Self {
+    pub(crate) fn new(
+        memory_bytes: usize,
+        max_log_bytes: usize,
+        config: Arc<BTreeMap<String, String>>,
+        http: HttpAccess,
+    ) -> Self {
         let log = SharedLog::new(max_log_bytes);
         let wasi = WasiCtx::builder()
             .stdout(log.stream(LogSource::Stdout))
@@ -76,7 +94,10 @@ impl HostState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            limiter: Limiter { memory_bytes, hit: false },
+            limiter: Limiter {
+                memory_bytes,
+                hit: false,
+            },
             log,
             config,
             http,
@@ -93,7 +114,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -118,7 +142,10 @@ impl config::Host for HostState {
     }
 
     async fn get_all(&mut self) -> Vec<(String, String)> {
-        self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

@@ -70,7 +70,8 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut forbidden = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()
@@ -97,14 +98,43 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "fd12::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a00:1", "::7f00:1",
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "::7f00:1",
         ] {
-            assert!(is_internal_address(ip.parse().expect("valid ip")), "{ip} should be internal");
+            assert!(
+                is_internal_address(ip.parse().expect("valid ip")),
+                "{ip} should be internal"
+            );
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
-            assert!(!is_internal_address(ip.parse().expect("valid ip")), "{ip} should be public");
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(
+                !is_internal_address(ip.parse().expect("valid ip")),
+                "{ip} should be public"
+            );
         }
     }
 }

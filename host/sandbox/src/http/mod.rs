@@ -56,12 +56,16 @@ impl HttpAccess {
     async fn send_following_redirects(&self, request: Request) -> Result<Response, Error> {
         let mut method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| Error::InvalidRequest(format!("bad method {:?}", request.method)))?;
-        let mut url = Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("bad url: {e}")))?;
+        let mut url =
+            Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("bad url: {e}")))?;
         let mut headers = headers(&request.headers)?;
         let mut body = request.body;
         for _ in 0..=MAX_REDIRECTS {
             self.check(&url)?;
-            let mut builder = self.client.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut builder = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
@@ -73,14 +77,17 @@ impl HttpAccess {
                     let location = location
                         .to_str()
                         .map_err(|_| Error::Failed("redirect with a non-text Location".into()))?;
-                    let next = url.join(location).map_err(|e| Error::Failed(format!("bad redirect: {e}")))?;
+                    let next = url
+                        .join(location)
+                        .map_err(|e| Error::Failed(format!("bad redirect: {e}")))?;
                     if next.origin() != url.origin() {
                         for sensitive in ["authorization", "cookie", "proxy-authorization"] {
                             headers.remove(sensitive);
                         }
                     }
                     if status == StatusCode::SEE_OTHER
-                        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && method == Method::POST)
+                        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                            && method == Method::POST)
                     {
                         method = Method::GET;
                         body = None;
@@ -90,16 +97,24 @@ impl HttpAccess {
                 _ => return self.read(response).await,
             }
         }
-        Err(Error::Failed(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(Error::Failed(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 
     /// Refuses URLs outside the grant and literal internal addresses (names are checked by the resolver).
     fn check(&self, url: &Url) -> Result<(), Error> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::Denied(format!("scheme {:?} is not allowed", url.scheme())));
+            return Err(Error::Denied(format!(
+                "scheme {:?} is not allowed",
+                url.scheme()
+            )));
         }
         if !self.allowed.iter().any(|pattern| pattern.matches(url)) {
-            return Err(Error::Denied(format!("{} is not granted to this plugin", url.origin().ascii_serialization())));
+            return Err(Error::Denied(format!(
+                "{} is not granted to this plugin",
+                url.origin().ascii_serialization()
+            )));
         }
         let literal: Option<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -114,13 +129,21 @@ impl HttpAccess {
 
     async fn read(&self, response: reqwest::Response) -> Result<Response, Error> {
         let status = response.status().as_u16();
-        if response.content_length().is_some_and(|len| len > self.max_bytes as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_bytes as u64)
+        {
             return Err(Error::TooLarge);
         }
         let headers = response
             .headers()
             .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
@@ -131,7 +154,11 @@ impl HttpAccess {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -143,8 +170,8 @@ fn headers(pairs: &[(String, String)]) -> Result<HeaderMap, Error> {
         if name == reqwest::header::HOST {
             continue;
         }
-        let value =
-            HeaderValue::from_str(value).map_err(|_| Error::InvalidRequest(format!("bad value for header {name}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Error::InvalidRequest(format!("bad value for header {name}")))?;
         map.append(name, value);
     }
     Ok(map)

@@ -10,7 +10,9 @@ use pipecat_sandbox::{CallOutcome, Grant, Limits, Plugin, Sandbox, SandboxConfig
 /// One compile cache for the whole test binary, so each test does not recompile the guests.
 fn cache_dir() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path().to_path_buf()
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+        .to_path_buf()
 }
 
 /// A sandbox with a small pool; `allow_private` lets HTTP reach loopback servers.
@@ -37,18 +39,32 @@ pub async fn misbehave(sandbox: &Sandbox) -> Arc<Plugin> {
 
 /// Calls a tool of the misbehaving guest with `limits`.
 pub async fn call_with(plugin: &Plugin, tool: &str, args: &str, limits: Limits) -> CallOutcome {
-    plugin.call(tool, args, &Grant { limits: Some(limits), ..Grant::default() }).await
+    plugin
+        .call(
+            tool,
+            args,
+            &Grant {
+                limits: Some(limits),
+                ..Grant::default()
+            },
+        )
+        .await
 }
 
 /// Limits small enough to keep the tests quick.
 pub fn quick_limits() -> Limits {
-    Limits { timeout: Duration::from_secs(30), ..Limits::default() }
+    Limits {
+        timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }
 }
 
 /// Asserts that another plugin, and the host, still work normally after a misbehaving call.
 pub async fn assert_still_healthy(sandbox: &Sandbox) {
     let echo = load(sandbox, pipecat_test_components::ECHO_GUEST).await;
-    let outcome = echo.call("echo", r#"{"text":"still fine"}"#, &Grant::default()).await;
+    let outcome = echo
+        .call("echo", r#"{"text":"still fine"}"#, &Grant::default())
+        .await;
     assert_eq!(outcome.result, Ok(r#"{"text":"still fine"}"#.to_owned()));
 }
 

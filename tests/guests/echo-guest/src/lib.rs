@@ -26,17 +26,22 @@ impl Guest for Echo {
     }
 
     fn call_tool(name: String, arguments: String) -> Result<String, ToolError> {
-        let args: serde_json::Value =
-            serde_json::from_str(&arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let args: serde_json::Value = serde_json::from_str(&arguments)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
         match name.as_str() {
             "echo" => {
                 if !args.get("text").is_some_and(serde_json::Value::is_string) {
-                    return Err(ToolError::InvalidArguments("`text` must be a string".into()));
+                    return Err(ToolError::InvalidArguments(
+                        "`text` must be a string".into(),
+                    ));
                 }
                 Ok(arguments)
             }
             "fail" => {
-                let reason = args.get("reason").and_then(|r| r.as_str()).unwrap_or("no reason");
+                let reason = args
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("no reason");
                 Err(ToolError::Failed(reason.to_string()))
             }
             other => Err(ToolError::Failed(format!("no tool named {other}"))),

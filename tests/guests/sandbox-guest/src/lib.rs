@@ -26,8 +26,14 @@ const TOOLS: &[(&str, &str)] = &[
     ("read_env", "Reads the environment variable `name`."),
     ("socket", "Opens a TCP connection to `addr`."),
     ("http", "Sends a GET to `url` through the host."),
-    ("log", "Writes `lines` lines through log.write, stdout and stderr."),
-    ("config", "Returns every granted config value and `get(key)`."),
+    (
+        "log",
+        "Writes `lines` lines through log.write, stdout and stderr.",
+    ),
+    (
+        "config",
+        "Returns every granted config value and `get(key)`.",
+    ),
 ];
 
 impl Guest for Misbehave {
@@ -43,9 +49,14 @@ impl Guest for Misbehave {
     }
 
     fn call_tool(name: String, arguments: String) -> Result<String, ToolError> {
-        let args: Value =
-            serde_json::from_str(&arguments).map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-        let text = |key: &str| args.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let args: Value = serde_json::from_str(&arguments)
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        let text = |key: &str| {
+            args.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let number = |key: &str| args.get(key).and_then(Value::as_u64).unwrap_or_default();
         match name.as_str() {
             "spin" => spin(),
@@ -54,12 +65,18 @@ impl Guest for Misbehave {
             "big_output" => Ok("x".repeat(number("bytes") as usize)),
             "panic" => panic!("guest panicked on purpose"),
             "bad_json" => Ok("this is {not json".into()),
-            "read_file" => Ok(outcome(std::fs::read_to_string(text("path")).map(|s| s.len().to_string()))),
+            "read_file" => Ok(outcome(
+                std::fs::read_to_string(text("path")).map(|s| s.len().to_string()),
+            )),
             "read_env" => Ok(match std::env::var(text("name")) {
                 Ok(v) => json!({"ok": v, "count": std::env::vars().count()}).to_string(),
-                Err(e) => json!({"error": e.to_string(), "count": std::env::vars().count()}).to_string(),
+                Err(e) => {
+                    json!({"error": e.to_string(), "count": std::env::vars().count()}).to_string()
+                }
             }),
-            "socket" => Ok(outcome(std::net::TcpStream::connect(text("addr")).map(|_| "connected".to_string()))),
+            "socket" => Ok(outcome(
+                std::net::TcpStream::connect(text("addr")).map(|_| "connected".to_string()),
+            )),
             "http" => Ok(send(&text("url"), number("timeout_ms"))),
             "log" => {
                 for i in 0..number("lines") {
@@ -70,8 +87,10 @@ impl Guest for Misbehave {
                 Ok("logged".into())
             }
             "config" => {
-                let all: serde_json::Map<String, Value> =
-                    config::get_all().into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+                let all: serde_json::Map<String, Value> = config::get_all()
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
                 Ok(json!({"all": all, "get": config::get(&text("key"))}).to_string())
             }
             other => Err(ToolError::Failed(format!("no tool named {other}"))),
@@ -95,7 +114,11 @@ fn hog() -> Result<String, ToolError> {
 }
 
 fn recurse(n: u64) -> u64 {
-    if n == 0 { 0 } else { std::hint::black_box(recurse(std::hint::black_box(n - 1))).wrapping_add(1) }
+    if n == 0 {
+        0
+    } else {
+        std::hint::black_box(recurse(std::hint::black_box(n - 1))).wrapping_add(1)
+    }
 }
 
 fn outcome(result: std::io::Result<String>) -> String {
