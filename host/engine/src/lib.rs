@@ -22,6 +22,7 @@ mod graph;
 pub mod limits;
 mod nodes;
 pub mod outcome;
+mod rules;
 mod run;
 pub mod template;
 pub mod validate;

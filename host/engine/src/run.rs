@@ -14,7 +14,6 @@ use futures::stream::FuturesUnordered;
 use pipecat_llm::Usage;
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::document::{NodeKind, OutputDoc};
 use crate::events::{Emitter, EventKind};
@@ -95,7 +94,7 @@ pub(crate) async fn run(
     };
     shared.emitter.emit(EventKind::RunStarted {}).await;
 
-    let cancel = ctx.cancel.unwrap_or_else(CancellationToken::new);
+    let cancel = ctx.cancel.unwrap_or_default();
     let mut status = RunStatus::Success;
     let end = tokio::select! {
         () = schedule(&shared, &input, &mut progress) => End::Done,

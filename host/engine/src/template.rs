@@ -160,14 +160,14 @@ impl Templates {
 /// Builds a render context from the run input and the outputs of finished nodes (`id -> output`).
 pub fn context(input: &Value, nodes: &BTreeMap<String, Value>) -> Value {
     let mut top: BTreeMap<String, Value> = BTreeMap::new();
-    if let Ok(iter) = input.try_iter() {
-        if input.kind() == minijinja::value::ValueKind::Map {
-            for key in iter {
-                if let Some(k) = key.as_str() {
-                    if let Ok(v) = input.get_item(&key) {
-                        top.insert(k.to_string(), v);
-                    }
-                }
+    if input.kind() == minijinja::value::ValueKind::Map
+        && let Ok(iter) = input.try_iter()
+    {
+        for key in iter {
+            if let Some(k) = key.as_str()
+                && let Ok(v) = input.get_item(&key)
+            {
+                top.insert(k.to_string(), v);
             }
         }
     }

@@ -104,10 +104,10 @@ pub(crate) async fn compile(
         let _permit = permit;
         let component =
             Component::new(&engine, &bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(path) = cached {
-            if let Err(error) = write_cache(&component, &path) {
-                tracing::warn!(%error, id = id_owned, "cannot write the compiled component to the cache");
-            }
+        if let Some(path) = cached
+            && let Err(error) = write_cache(&component, &path)
+        {
+            tracing::warn!(%error, id = id_owned, "cannot write the compiled component to the cache");
         }
         Ok(component)
     });

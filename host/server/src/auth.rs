@@ -32,7 +32,12 @@ impl AccountAuth {
 }
 
 fn presented_key(parts: &Parts) -> Option<&str> {
-    parts.headers.get(API_KEY_HEADER)?.to_str().ok().map(str::trim)
+    parts
+        .headers
+        .get(API_KEY_HEADER)?
+        .to_str()
+        .ok()
+        .map(str::trim)
 }
 
 /// Resolves an account key, or `None` for any kind of bad key.
@@ -40,17 +45,29 @@ pub async fn account_for_key(state: &AppState, key: &str) -> Result<Option<Accou
     if !keys::is_well_formed_live(key) {
         return Ok(None);
     }
-    let Some(api_key) = state.store.api_key_by_hash(&KeyHash::of(key)).await.map_err(ApiError::internal)?
+    let Some(api_key) = state
+        .store
+        .api_key_by_hash(&KeyHash::of(key))
+        .await
+        .map_err(ApiError::internal)?
     else {
         return Ok(None);
     };
     if api_key.revoked_at.is_some() {
         return Ok(None);
     }
-    let Some(account) = state.store.get_account(api_key.account_id).await.map_err(ApiError::internal)? else {
+    let Some(account) = state
+        .store
+        .get_account(api_key.account_id)
+        .await
+        .map_err(ApiError::internal)?
+    else {
         return Ok(None);
     };
-    Ok(Some(AccountAuth { account, key_id: api_key.id }))
+    Ok(Some(AccountAuth {
+        account,
+        key_id: api_key.id,
+    }))
 }
 
 impl FromRequestParts<AppState> for AccountAuth {
@@ -58,9 +75,13 @@ impl FromRequestParts<AppState> for AccountAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
-        let auth = account_for_key(state, key).await?.ok_or(ApiError::Unauthorized)?;
+        let auth = account_for_key(state, key)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         if let Err(wait) = state.rate.check(&auth.key_id.to_string()) {
-            return Err(ApiError::RateLimited { retry_after_secs: wait.as_secs().max(1) });
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
         }
         tracing::Span::current().record("account_id", tracing::field::display(auth.account.id));
         Ok(auth)
@@ -104,6 +125,8 @@ impl FromRequestParts<AppState> for AnyAuth {
         if is_admin_key(state, key) {
             return Ok(AnyAuth::Admin);
         }
-        AccountAuth::from_request_parts(parts, state).await.map(AnyAuth::Account)
+        AccountAuth::from_request_parts(parts, state)
+            .await
+            .map(AnyAuth::Account)
     }
 }

@@ -89,7 +89,9 @@ impl FileConfig {
 
     /// The providers part, as the LLM crate takes it.
     pub fn providers_config(&self) -> pipecat_llm::ProvidersConfig {
-        pipecat_llm::ProvidersConfig { providers: self.providers.clone() }
+        pipecat_llm::ProvidersConfig {
+            providers: self.providers.clone(),
+        }
     }
 
     /// The plans: built-in defaults overridden by the file.

@@ -111,7 +111,10 @@ pub enum ApiError {
 impl ApiError {
     /// A `404` with `code` and `message`.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
 
     /// `404 workflow_not_found`.
@@ -121,7 +124,10 @@ impl ApiError {
 
     /// A `400` with `code` and `message`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A `500` from any error (logged, not shown).
@@ -132,15 +138,21 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidJson(_) | Self::MissingInput | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidJson(_) | Self::MissingInput | Self::BadRequest { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidWorkflow(_) | Self::InvalidPlugin { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RunLimitExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidWorkflow(_) | Self::InvalidPlugin { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::RunLimitExceeded { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -151,7 +163,9 @@ impl ApiError {
         match self {
             Self::InvalidJson(_) => "invalid_json",
             Self::MissingInput => "missing_input",
-            Self::BadRequest { code, .. } | Self::NotFound { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -179,7 +193,12 @@ impl IntoResponse for ApiError {
             Self::InvalidWorkflow(details) => {
                 error["details"] = serde_json::to_value(details).unwrap_or(Value::Null);
             }
-            Self::RunLimitExceeded { limit, used, resets_at, retry_after_secs } => {
+            Self::RunLimitExceeded {
+                limit,
+                used,
+                resets_at,
+                retry_after_secs,
+            } => {
                 error["limit"] = json!(limit);
                 error["used"] = json!(used);
                 error["resets_at"] = json!(resets_at);
@@ -203,9 +222,9 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::UnsupportedMediaType { expected: "application/json" }
-            }
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType {
+                expected: "application/json",
+            },
             JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(e.body_text()),
             JsonRejection::JsonDataError(e) => Self::bad_request("invalid_request", e.body_text()),
             JsonRejection::BytesRejection(e) => Self::from(e),

@@ -46,7 +46,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
             a
         }
     };
-    let (api_key, _) = issue_key(state, account.id, "examples").await.map_err(api_err)?;
+    let (api_key, _) = issue_key(state, account.id, "examples")
+        .await
+        .map_err(api_err)?;
 
     for (name, bytes) in pipecat_plugins::SHIPPED {
         let id = blake3::hash(bytes).to_hex().to_string();
@@ -61,14 +63,19 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
             .await
             .map_err(|e| anyhow::anyhow!("loading shipped plugin {name}: {e}"))?;
         let tools = crate::runtime::tools_json(&plugin);
-        store.add_plugin_version(account.id, name, bytes, tools, now).await?;
+        store
+            .add_plugin_version(account.id, name, bytes, tools, now)
+            .await?;
     }
 
     let mut workflows = BTreeMap::new();
     let existing = store.list_workflows(account.id).await?;
     for (file, text) in EXAMPLE_WORKFLOWS {
         let doc: Value = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-        let name = doc["name"].as_str().unwrap_or(file.trim_end_matches(".json")).to_string();
+        let name = doc["name"]
+            .as_str()
+            .unwrap_or(file.trim_end_matches(".json"))
+            .to_string();
         let workflow = match existing.iter().find(|w| w.name == name) {
             Some(w) if w.draft == doc && w.published_version.is_some() => {
                 workflows.insert(name, w.id);
@@ -94,7 +101,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
         };
         match state.runtime.check_publish(state, account.id, &doc).await {
             Ok(pins) => {
-                store.publish_workflow(account.id, workflow.id, doc, pins, now).await?;
+                store
+                    .publish_workflow(account.id, workflow.id, doc, pins, now)
+                    .await?;
                 workflows.insert(name, workflow.id);
             }
             Err(crate::runtime::PublishError::Invalid(problems)) => {
@@ -103,7 +112,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
             Err(crate::runtime::PublishError::Internal(e)) => return Err(e),
         }
     }
-    Ok(Demo { account_id: account.id, api_key, workflows })
+    Ok(Demo {
+        account_id: account.id,
+        api_key,
+        workflows,
+    })
 }
 
 fn api_err(e: ApiError) -> anyhow::Error {

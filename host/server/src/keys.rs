@@ -25,8 +25,9 @@ pub fn generate_admin() -> String {
 
 fn generate(prefix: &str) -> String {
     let mut rng = rand::thread_rng();
-    let random: String =
-        (0..RANDOM_LEN).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect();
+    let random: String = (0..RANDOM_LEN)
+        .map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char)
+        .collect();
     let body = format!("{prefix}{random}");
     let sum = checksum(&body);
     format!("{body}_{sum}")
@@ -42,8 +43,12 @@ pub fn is_well_formed_live(key: &str) -> bool {
 }
 
 fn well_formed(key: &str, prefix: &str) -> bool {
-    let Some(rest) = key.strip_prefix(prefix) else { return false };
-    let Some((random, sum)) = rest.split_once('_') else { return false };
+    let Some(rest) = key.strip_prefix(prefix) else {
+        return false;
+    };
+    let Some((random, sum)) = rest.split_once('_') else {
+        return false;
+    };
     random.len() == RANDOM_LEN
         && random.bytes().all(|b| b.is_ascii_alphanumeric())
         && sum.len() == CHECKSUM_LEN
@@ -84,7 +89,15 @@ mod tests {
         let mut typo = key.clone().into_bytes();
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).expect("ascii");
-        for bad in ["", "pc_live_", "pc_live_abc_123456", "nonsense", &typo, &key[1..], "pc_live_é"] {
+        for bad in [
+            "",
+            "pc_live_",
+            "pc_live_abc_123456",
+            "nonsense",
+            &typo,
+            &key[1..],
+            "pc_live_é",
+        ] {
             assert!(!is_well_formed_live(bad), "{bad:?} accepted");
         }
     }

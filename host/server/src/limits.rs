@@ -23,7 +23,11 @@ struct Bucket {
 impl RateLimiter {
     /// A limiter of `rate` requests a second with bursts of `burst`.
     pub fn new(rate: f64, burst: u32) -> Self {
-        Self { rate, burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
+        Self {
+            rate,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`; `Err(wait)` when none is left.
@@ -36,9 +40,14 @@ impl RateLimiter {
         if buckets.len() > 100_000 {
             // Forget full buckets so the map stays bounded.
             let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < burst
+            });
         }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket { tokens: self.burst, updated: now });
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
         let elapsed = now.duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
         bucket.updated = now;
@@ -68,7 +77,8 @@ pub fn next_month_start(now: OffsetDateTime) -> OffsetDateTime {
 
 /// RFC 3339 text of a time.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -99,6 +109,9 @@ mod tests {
         let now = datetime!(2026-12-31 23:59 UTC);
         assert_eq!(month_key(now), "2026-12");
         assert_eq!(rfc3339(next_month_start(now)), "2027-01-01T00:00:00Z");
-        assert_eq!(rfc3339(next_month_start(datetime!(2026-02-10 1:00 UTC))), "2026-03-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(next_month_start(datetime!(2026-02-10 1:00 UTC))),
+            "2026-03-01T00:00:00Z"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -28,7 +29,8 @@ fn init_tracing(format: LogFormat, serving: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // `try_init`: a subscriber already installed (e.g. by the server library) is kept.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

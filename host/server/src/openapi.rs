@@ -32,7 +32,10 @@ impl utoipa::Modify for ApiKeyScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
     }
 }
 
@@ -55,7 +58,10 @@ mod tests {
     fn every_route_is_documented() {
         let doc = document();
         for (method, path) in crate::routes::ROUTES {
-            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing from /openapi.json"
+            );
         }
     }
 }

@@ -78,7 +78,10 @@ impl ValidationEnv for PublishEnv<'_> {
         let (plugin, tool) = reference.split_once('.')?;
         let version = self.latest.get(plugin)?;
         let spec = spec_from_json(plugin, &version.tools, tool)?;
-        self.pins.lock().unwrap_or_else(|e| e.into_inner()).insert(plugin.to_string(), version.id.clone());
+        self.pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(plugin.to_string(), version.id.clone());
         Some(spec)
     }
 
@@ -89,9 +92,23 @@ impl ValidationEnv for PublishEnv<'_> {
 
 impl Runtime {
     /// Builds the runtime.
-    pub fn new(sandbox: Arc<Sandbox>, providers: Arc<Providers>, run_limits: pipecat_engine::RunLimits, tool_limits: Limits) -> Self {
-        let engine = Arc::new(Engine::new(Arc::new(ProvidersSource(providers.clone())), run_limits));
-        Self { sandbox, engine, providers, tool_limits, workflows: Mutex::new(HashMap::new()) }
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        providers: Arc<Providers>,
+        run_limits: pipecat_engine::RunLimits,
+        tool_limits: Limits,
+    ) -> Self {
+        let engine = Arc::new(Engine::new(
+            Arc::new(ProvidersSource(providers.clone())),
+            run_limits,
+        ));
+        Self {
+            sandbox,
+            engine,
+            providers,
+            tool_limits,
+            workflows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Validates a draft against the account's plugins and the providers; returns the pins
@@ -102,8 +119,11 @@ impl Runtime {
         account_id: Uuid,
         draft: &Value,
     ) -> Result<BTreeMap<String, String>, PublishError> {
-        let versions =
-            state.store.list_plugins(account_id).await.map_err(|e| PublishError::Internal(e.into()))?;
+        let versions = state
+            .store
+            .list_plugins(account_id)
+            .await
+            .map_err(|e| PublishError::Internal(e.into()))?;
         let mut latest: HashMap<&str, &PluginVersion> = HashMap::new();
         for v in &versions {
             let slot = latest.entry(v.name.as_str()).or_insert(v);
@@ -111,15 +131,28 @@ impl Runtime {
                 *slot = v;
             }
         }
-        let env = PublishEnv { latest, providers: &self.providers, pins: Mutex::new(BTreeMap::new()) };
-        pipecat_engine::check(draft, &env, &ValidationLimits::default()).map_err(PublishError::Invalid)?;
+        let env = PublishEnv {
+            latest,
+            providers: &self.providers,
+            pins: Mutex::new(BTreeMap::new()),
+        };
+        pipecat_engine::check(draft, &env, &ValidationLimits::default())
+            .map_err(PublishError::Invalid)?;
         Ok(env.pins.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The parsed form of a published version (parsed once, then cached).
-    pub fn workflow(&self, version: &WorkflowVersion) -> Result<Arc<Workflow>, Vec<pipecat_engine::Problem>> {
+    pub fn workflow(
+        &self,
+        version: &WorkflowVersion,
+    ) -> Result<Arc<Workflow>, Vec<pipecat_engine::Problem>> {
         let key = (version.workflow_id, version.version);
-        if let Some(w) = self.workflows.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(w) = self
+            .workflows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(w.clone());
         }
         let parsed = Arc::new(pipecat_engine::parse(&version.document)?);
@@ -133,7 +166,10 @@ impl Runtime {
 
     /// Drops cached versions of a deleted workflow.
     pub fn forget_workflow(&self, workflow_id: Uuid) {
-        self.workflows.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _), _| *id != workflow_id);
+        self.workflows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _), _| *id != workflow_id);
     }
 
     /// The compiled plugin with this content hash: from the sandbox's cache, else loaded from the store.
@@ -146,7 +182,10 @@ impl Runtime {
             .await
             .map_err(|e| format!("reading plugin {id}: {e}"))?
             .ok_or_else(|| format!("plugin {id} is missing from the store"))?;
-        self.sandbox.load(&bytes).await.map_err(|e| format!("loading plugin {id}: {e}"))
+        self.sandbox
+            .load(&bytes)
+            .await
+            .map_err(|e| format!("loading plugin {id}: {e}"))
     }
 
     /// The tool runner of one run: the version's pinned plugins with the document's grants.
@@ -172,7 +211,10 @@ impl Runtime {
     /// operator's.
     fn grant_for(&self, workflow: &Workflow, plugin: &str) -> Grant {
         let Some(doc) = workflow.doc.plugins.get(plugin) else {
-            return Grant { limits: Some(self.tool_limits.clone()), ..Grant::default() };
+            return Grant {
+                limits: Some(self.tool_limits.clone()),
+                ..Grant::default()
+            };
         };
         let mut limits = self.tool_limits.clone();
         if let Some(l) = &doc.limits {
@@ -187,7 +229,11 @@ impl Runtime {
                 limits.memory_bytes = limits.memory_bytes.min(bytes);
             }
         }
-        Grant { config: doc.config.clone(), allowed_hosts: doc.allowed_hosts.clone(), limits: Some(limits) }
+        Grant {
+            config: doc.config.clone(),
+            allowed_hosts: doc.allowed_hosts.clone(),
+            limits: Some(limits),
+        }
     }
 
     /// Loads, in the background, every plugin pinned by a published version (so first calls are fast).
@@ -195,9 +241,13 @@ impl Runtime {
         let runtime = self.clone();
         tokio::spawn(async move {
             let mut ids = std::collections::BTreeSet::new();
-            let Ok(accounts) = store.list_accounts().await else { return };
+            let Ok(accounts) = store.list_accounts().await else {
+                return;
+            };
             for account in accounts {
-                let Ok(workflows) = store.list_workflows(account.id).await else { continue };
+                let Ok(workflows) = store.list_workflows(account.id).await else {
+                    continue;
+                };
                 for w in workflows.iter().filter(|w| w.published_version.is_some()) {
                     if let Ok(versions) = store.list_workflow_versions(account.id, w.id).await {
                         ids.extend(versions.into_iter().flat_map(|v| v.pins.into_values()));

@@ -29,21 +29,31 @@ pub fn app(state: AppState) -> Router {
     routes::router(&state).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = %id,
-                    account_id = tracing::field::Empty,
-                    run_id = tracing::field::Empty,
-                )
-            }))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        account_id = tracing::field::Empty,
+                        run_id = tracing::field::Empty,
+                    )
+                }),
+            )
             .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-                axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!("handler panicked")))
-            })),
+            .layer(CatchPanicLayer::custom(
+                |_: Box<dyn std::any::Any + Send>| {
+                    axum::response::IntoResponse::into_response(ApiError::internal(
+                        anyhow::anyhow!("handler panicked"),
+                    ))
+                },
+            )),
     )
 }
 
@@ -101,7 +111,8 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
 
     let (admin_hash, generated_admin_key) = admin_key(&store, config.admin_key.as_deref()).await?;
 
-    let providers = pipecat_llm::Providers::from_env(&file.providers_config()).context("invalid [[providers]]")?;
+    let providers = pipecat_llm::Providers::from_env(&file.providers_config())
+        .context("invalid [[providers]]")?;
     let limits = file.limits.clone();
     let tool_limits = tool_limits(&limits);
     let sandbox = Sandbox::new(SandboxConfig {
@@ -109,9 +120,10 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         default_limits: tool_limits.clone(),
         allow_private_networks: limits.allow_private_networks,
         max_component_bytes: limits.max_plugin_bytes,
-        compile_timeout: limits
-            .compile_timeout_secs
-            .map_or(SandboxConfig::default().compile_timeout, Duration::from_secs),
+        compile_timeout: limits.compile_timeout_secs.map_or(
+            SandboxConfig::default().compile_timeout,
+            Duration::from_secs,
+        ),
         ..SandboxConfig::default()
     })
     .context("creating the Wasm sandbox")?;
@@ -121,16 +133,37 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         pipecat_engine::RunLimits::default(),
         tool_limits,
     ));
-    let state = AppState::new(store.clone(), runtime.clone(), file.plans(), limits, admin_hash);
+    let state = AppState::new(
+        store.clone(),
+        runtime.clone(),
+        file.plans(),
+        limits,
+        admin_hash,
+    );
 
-    let demo = if config.with_examples { Some(crate::examples::seed(&state).await.context("seeding the examples")?) } else { None };
+    let demo = if config.with_examples {
+        Some(
+            crate::examples::seed(&state)
+                .await
+                .context("seeding the examples")?,
+        )
+    } else {
+        None
+    };
     runtime.preload_published(store);
 
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(run(listener, state.clone()));
-    Ok(RunningServer { addr, state, generated_admin_key, demo, task })
+    Ok(RunningServer {
+        addr,
+        state,
+        generated_admin_key,
+        demo,
+        task,
+    })
 }
 
 fn tool_limits(limits: &LimitsConfig) -> Limits {
@@ -151,7 +184,10 @@ fn tool_limits(limits: &LimitsConfig) -> Limits {
 }
 
 /// The admin key's hash: from `PIPECAT_ADMIN_KEY`, else the stored one, else a new key (returned to print).
-async fn admin_key(store: &DynStore, given: Option<&str>) -> anyhow::Result<(KeyHash, Option<String>)> {
+async fn admin_key(
+    store: &DynStore,
+    given: Option<&str>,
+) -> anyhow::Result<(KeyHash, Option<String>)> {
     if let Some(key) = given.map(str::trim).filter(|k| !k.is_empty()) {
         let hash = KeyHash::of(key);
         if store.admin_key_hash().await? != Some(hash) {
@@ -183,7 +219,10 @@ async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
         () = stop_waiting => tracing::warn!("connections still open after the grace period; closing them"),
     }
     state.runs_in_flight.close();
-    if tokio::time::timeout(grace, state.runs_in_flight.wait()).await.is_err() {
+    if tokio::time::timeout(grace, state.runs_in_flight.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("runs still in flight after the grace period");
     }
     state.store.flush().await.context("flushing the store")?;
@@ -204,7 +243,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         for (name, id) in &demo.workflows {
             println!("example workflow {name}: {id}");
         }
-        if let Some(id) = demo.workflows.get("calculator").or_else(|| demo.workflows.values().next()) {
+        if let Some(id) = demo
+            .workflows
+            .get("calculator")
+            .or_else(|| demo.workflows.values().next())
+        {
             println!(
                 "try: curl -s http://{}/invoke/{id}/invoke -H 'X-API-Key: {}' -H 'Content-Type: application/json' -d '{{\"input\": \"2 * (3 + 4) ^ 2\"}}'",
                 server.addr, demo.api_key

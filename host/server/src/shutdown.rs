@@ -33,7 +33,9 @@ pub fn watch_signals(token: CancellationToken) {
             () = signal() => {}
             () = token.cancelled() => return,
         }
-        tracing::info!("shutdown signal received: draining runs in flight (send again to exit at once)");
+        tracing::info!(
+            "shutdown signal received: draining runs in flight (send again to exit at once)"
+        );
         token.cancel();
         signal().await;
         tracing::warn!("second shutdown signal: exiting at once");

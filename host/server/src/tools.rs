@@ -27,15 +27,25 @@ impl ToolRunner for SandboxTools {
         arguments: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<String, ToolFailure>> {
         async move {
-            let fail = |code: &str, message: String| ToolFailure { code: code.to_string(), message };
-            let (plugin_name, tool) = reference
-                .split_once('.')
-                .ok_or_else(|| fail("unknown_tool", format!("{reference:?} is not a plugin.tool reference")))?;
-            let (plugin, grant) = self
-                .plugins
-                .get(plugin_name)
-                .ok_or_else(|| fail("unknown_tool", format!("plugin {plugin_name:?} is not pinned by this version")))?;
-            let plugin = plugin.as_ref().map_err(|e| fail("plugin_unavailable", e.clone()))?;
+            let fail = |code: &str, message: String| ToolFailure {
+                code: code.to_string(),
+                message,
+            };
+            let (plugin_name, tool) = reference.split_once('.').ok_or_else(|| {
+                fail(
+                    "unknown_tool",
+                    format!("{reference:?} is not a plugin.tool reference"),
+                )
+            })?;
+            let (plugin, grant) = self.plugins.get(plugin_name).ok_or_else(|| {
+                fail(
+                    "unknown_tool",
+                    format!("plugin {plugin_name:?} is not pinned by this version"),
+                )
+            })?;
+            let plugin = plugin
+                .as_ref()
+                .map_err(|e| fail("plugin_unavailable", e.clone()))?;
             let args = arguments.to_string();
             let outcome = plugin.call(tool, &args, grant).await;
             for line in &outcome.logs {
@@ -48,7 +58,9 @@ impl ToolRunner for SandboxTools {
 
     fn spec(&self, reference: &str) -> Option<ToolSpec> {
         let (plugin_name, tool) = reference.split_once('.')?;
-        let (Ok(plugin), _) = self.plugins.get(plugin_name)? else { return None };
+        let (Ok(plugin), _) = self.plugins.get(plugin_name)? else {
+            return None;
+        };
         let info = plugin.tools().iter().find(|t| t.name == tool)?;
         Some(ToolSpec {
             plugin: plugin_name.to_string(),

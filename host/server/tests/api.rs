@@ -13,9 +13,20 @@ async fn health_ready_and_request_ids() {
     assert_eq!(h.status, StatusCode::OK);
     let generated = h.headers.get("x-request-id").expect("generated request id");
     assert!(!generated.is_empty());
-    let r = s.send(s.http.get(format!("{}/readyz", s.url)).header("x-request-id", "abc-123")).await;
+    let r = s
+        .send(
+            s.http
+                .get(format!("{}/readyz", s.url))
+                .header("x-request-id", "abc-123"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.headers.get("x-request-id").map(|v| v.to_str().unwrap_or("")), Some("abc-123"));
+    assert_eq!(
+        r.headers
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap_or("")),
+        Some("abc-123")
+    );
     let missing = s.get("/no/such/route", ADMIN).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.code(), "not_found");
@@ -27,33 +38,61 @@ async fn openapi_documents_every_route() {
     let doc = s.get("/openapi.json", "").await;
     assert_eq!(doc.status, StatusCode::OK);
     for (method, path) in pipecat::routes::ROUTES {
-        assert!(doc.body["paths"][path][method].is_object(), "{method} {path} not in /openapi.json");
+        assert!(
+            doc.body["paths"][path][method].is_object(),
+            "{method} {path} not in /openapi.json"
+        );
     }
 }
 
 #[tokio::test]
 async fn accounts_are_admin_only_and_plans_apply() {
     let s = TestServer::start("[plans.team]\nmonthly_run_limit = 500\n").await;
-    let created = s.post("/v1/accounts", ADMIN, &json!({"name": "acme", "plan": "team"})).await;
+    let created = s
+        .post(
+            "/v1/accounts",
+            ADMIN,
+            &json!({"name": "acme", "plan": "team"}),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(created.body["monthly_run_limit"], 500);
     assert_eq!(created.body["plan"], "team");
     let id = created.body["id"].as_str().expect("id").to_string();
 
-    let over = s.post("/v1/accounts", ADMIN, &json!({"name": "big", "plan": "free", "monthly_run_limit": 7})).await;
+    let over = s
+        .post(
+            "/v1/accounts",
+            ADMIN,
+            &json!({"name": "big", "plan": "free", "monthly_run_limit": 7}),
+        )
+        .await;
     assert_eq!(over.body["monthly_run_limit"], 7);
-    let unknown = s.post("/v1/accounts", ADMIN, &json!({"name": "x", "plan": "gold"})).await;
+    let unknown = s
+        .post("/v1/accounts", ADMIN, &json!({"name": "x", "plan": "gold"}))
+        .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
 
     let list = s.get("/v1/accounts", ADMIN).await;
     assert_eq!(list.body["accounts"].as_array().map(Vec::len), Some(2));
     let patched = s
-        .send(s.http.patch(format!("{}/v1/accounts/{id}", s.url)).header("x-api-key", ADMIN).json(&json!({"plan": "pro"})))
+        .send(
+            s.http
+                .patch(format!("{}/v1/accounts/{id}", s.url))
+                .header("x-api-key", ADMIN)
+                .json(&json!({"plan": "pro"})),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.body["monthly_run_limit"], 100_000);
-    assert_eq!(s.get(&format!("/v1/accounts/{id}"), ADMIN).await.body["plan"], "pro");
-    assert_eq!(s.get("/v1/accounts/not-a-uuid", ADMIN).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v1/accounts/{id}"), ADMIN).await.body["plan"],
+        "pro"
+    );
+    assert_eq!(
+        s.get("/v1/accounts/not-a-uuid", ADMIN).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Without the admin key, and with an account key: the same 401.
     let (_, key) = s.account(None).await;
@@ -63,7 +102,10 @@ async fn accounts_are_admin_only_and_plans_apply() {
         assert_eq!(a.code(), "unauthorized");
     }
     // The admin key does not work on account routes.
-    assert_eq!(s.get("/v1/workflows", ADMIN).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/v1/workflows", ADMIN).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -76,7 +118,10 @@ async fn keys_are_shown_once_and_revoked_at_once() {
     let keys = s.get(&format!("/v1/accounts/{account}/keys"), ADMIN).await;
     let listed = keys.body["keys"].as_array().expect("keys").clone();
     assert_eq!(listed.len(), 1);
-    assert!(!keys.body.to_string().contains(&key), "the key itself is listed");
+    assert!(
+        !keys.body.to_string().contains(&key),
+        "the key itself is listed"
+    );
     let key_id = listed[0]["id"].as_str().expect("key id").to_string();
 
     let revoked = s.delete(&format!("/v1/keys/{key_id}"), ADMIN).await;
@@ -94,7 +139,10 @@ async fn keys_are_shown_once_and_revoked_at_once() {
     }
     let no_header = s.send(s.http.get(format!("{}/v1/workflows", s.url))).await;
     bodies.push(no_header.body);
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "401 bodies differ: {bodies:?}");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "401 bodies differ: {bodies:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +155,11 @@ async fn plugins_upload_version_and_refuse_bad_bytes() {
     assert_eq!(up.body["id"], blake3::hash(bytes).to_hex().to_string());
     assert_eq!(up.body["size"], bytes.len());
     let tools = up.body["tools"].as_array().expect("tools");
-    assert!(tools.iter().any(|t| t["name"] == "calculate" && t["parameters"].is_object()));
+    assert!(
+        tools
+            .iter()
+            .any(|t| t["name"] == "calculate" && t["parameters"].is_object())
+    );
 
     // Same bytes again: a new version with the same content id.
     let again = s.upload_shipped(&key, "calculator").await;
@@ -115,11 +167,21 @@ async fn plugins_upload_version_and_refuse_bad_bytes() {
     assert_eq!(again.body["id"], up.body["id"]);
     let one = s.get("/v1/plugins/calculator", &key).await;
     assert_eq!(one.body["versions"].as_array().map(Vec::len), Some(2));
-    assert_eq!(s.get("/v1/plugins", &key).await.body["plugins"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s.get("/v1/plugins", &key).await.body["plugins"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 
     // Wrong content type, not wasm, a core module, too large.
     let wrong_type = s
-        .send(s.http.post(format!("{}/v1/plugins?name=x", s.url)).header("x-api-key", &key).body(bytes.to_vec()))
+        .send(
+            s.http
+                .post(format!("{}/v1/plugins?name=x", s.url))
+                .header("x-api-key", &key)
+                .body(bytes.to_vec()),
+        )
         .await;
     assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let not_wasm = s.upload(&key, "x", b"hello world".to_vec()).await;
@@ -136,10 +198,22 @@ async fn plugins_upload_version_and_refuse_bad_bytes() {
 
     // Another account sees none of it.
     let (_, other) = s.account(None).await;
-    assert_eq!(s.get("/v1/plugins/calculator", &other).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.delete("/v1/plugins/calculator", &other).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.delete("/v1/plugins/calculator", &key).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(s.get("/v1/plugins/calculator", &key).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get("/v1/plugins/calculator", &other).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.delete("/v1/plugins/calculator", &other).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.delete("/v1/plugins/calculator", &key).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/v1/plugins/calculator", &key).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -155,13 +229,34 @@ async fn workflows_crud_publish_and_isolation() {
     assert!(created.body["draft"]["nodes"].is_array());
     let id = created.body["id"].as_str().expect("id").to_string();
 
-    assert_eq!(s.get(&format!("/v1/workflows/{id}"), &key).await.status, StatusCode::OK);
-    assert_eq!(s.get(&format!("/v1/workflows/{id}"), &other).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.get("/v1/workflows/nope", &key).await.code(), "workflow_not_found");
-    assert_eq!(s.get("/v1/workflows", &other).await.body["workflows"].as_array().map(Vec::len), Some(0));
-    assert_eq!(s.post(&format!("/v1/workflows/{id}/publish"), &other, &json!({})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v1/workflows/{id}"), &key).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get(&format!("/v1/workflows/{id}"), &other).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/v1/workflows/nope", &key).await.code(),
+        "workflow_not_found"
+    );
+    assert_eq!(
+        s.get("/v1/workflows", &other).await.body["workflows"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        s.post(&format!("/v1/workflows/{id}/publish"), &other, &json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
-    let p1 = s.post(&format!("/v1/workflows/{id}/publish"), &key, &json!({})).await;
+    let p1 = s
+        .post(&format!("/v1/workflows/{id}/publish"), &key, &json!({}))
+        .await;
     assert_eq!(p1.status, StatusCode::OK);
     assert_eq!(p1.body["version"], 1);
     assert_eq!(p1.body["workflow_id"], id.as_str());
@@ -170,19 +265,49 @@ async fn workflows_crud_publish_and_isolation() {
     // Replace the draft; the published version does not change until published again.
     let mut doc = template_workflow();
     doc["nodes"][0]["template"] = json!("Bye, {{ input }}!");
-    assert_eq!(s.put(&format!("/v1/workflows/{id}"), &key, &doc).await.status, StatusCode::OK);
-    assert_eq!(s.invoke(&key, &id, json!("Ann")).await.body["output"], "Hello, Ann!");
-    let p2 = s.post(&format!("/v1/workflows/{id}/publish"), &key, &json!({})).await;
+    assert_eq!(
+        s.put(&format!("/v1/workflows/{id}"), &key, &doc)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.invoke(&key, &id, json!("Ann")).await.body["output"],
+        "Hello, Ann!"
+    );
+    let p2 = s
+        .post(&format!("/v1/workflows/{id}/publish"), &key, &json!({}))
+        .await;
     assert_eq!(p2.body["version"], 2);
-    assert_eq!(s.invoke(&key, &id, json!("Ann")).await.body["output"], "Bye, Ann!");
-    let v1 = s.post(&format!("/invoke/{id}/invoke"), &key, &json!({"input": "Ann", "version": 1})).await;
+    assert_eq!(
+        s.invoke(&key, &id, json!("Ann")).await.body["output"],
+        "Bye, Ann!"
+    );
+    let v1 = s
+        .post(
+            &format!("/invoke/{id}/invoke"),
+            &key,
+            &json!({"input": "Ann", "version": 1}),
+        )
+        .await;
     assert_eq!(v1.body["output"], "Hello, Ann!");
     let versions = s.get(&format!("/v1/workflows/{id}/versions"), &key).await;
     assert_eq!(versions.body["versions"].as_array().map(Vec::len), Some(2));
 
-    assert_eq!(s.delete(&format!("/v1/workflows/{id}"), &other).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(s.delete(&format!("/v1/workflows/{id}"), &key).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(s.get(&format!("/v1/workflows/{id}"), &key).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.delete(&format!("/v1/workflows/{id}"), &other)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.delete(&format!("/v1/workflows/{id}"), &key).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/v1/workflows/{id}"), &key).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -201,7 +326,9 @@ async fn publish_lists_every_problem() {
     });
     let w = s.post("/v1/workflows", &key, &bad).await;
     let id = w.body["id"].as_str().expect("id");
-    let p = s.post(&format!("/v1/workflows/{id}/publish"), &key, &json!({})).await;
+    let p = s
+        .post(&format!("/v1/workflows/{id}/publish"), &key, &json!({}))
+        .await;
     assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(p.code(), "invalid_workflow");
     let details = p.body["error"]["details"].as_array().expect("details");
@@ -221,15 +348,23 @@ async fn publish_pins_the_plugin_version() {
     let up = s.upload_shipped(&key, "calculator").await;
     let id = s.publish(&key, &calculator_workflow()).await;
     let versions = s.get(&format!("/v1/workflows/{id}/versions"), &key).await;
-    assert_eq!(versions.body["versions"][0]["pins"]["calculator"], up.body["id"]);
+    assert_eq!(
+        versions.body["versions"][0]["pins"]["calculator"],
+        up.body["id"]
+    );
     // A later upload under the same name (other bytes) does not change the published version.
     s.upload_shipped(&key, "text").await;
-    let replaced = s.upload(&key, "calculator", common::shipped("text").to_vec()).await;
+    let replaced = s
+        .upload(&key, "calculator", common::shipped("text").to_vec())
+        .await;
     assert_eq!(replaced.status, StatusCode::CREATED);
     let run = s.invoke(&key, &id, json!("2 + 3")).await;
     assert_eq!(run.body["status"], "success", "{:?}", run.body);
     let output = run.body["output"].as_str().expect("text output");
-    assert!(output.starts_with("2 + 3 = ") && output.contains('5'), "{output}");
+    assert!(
+        output.starts_with("2 + 3 = ") && output.contains('5'),
+        "{output}"
+    );
     assert_eq!(run.body["tool_calls"][0]["tool"], "calculate");
 }
 
@@ -254,24 +389,54 @@ async fn runs_are_recorded_and_paginated() {
     let run_id = ok.body["run_id"].as_str().expect("run id");
     let run = s.get(&format!("/v1/runs/{run_id}"), &key).await;
     assert_eq!(run.status, StatusCode::OK);
-    for field in ["run_id", "workflow_id", "version", "status", "input", "output", "error", "tool_calls", "nodes", "usage", "started_at", "duration_ms"] {
-        assert!(run.body.get(field).is_some(), "run lacks {field}: {:?}", run.body);
+    for field in [
+        "run_id",
+        "workflow_id",
+        "version",
+        "status",
+        "input",
+        "output",
+        "error",
+        "tool_calls",
+        "nodes",
+        "usage",
+        "started_at",
+        "duration_ms",
+    ] {
+        assert!(
+            run.body.get(field).is_some(),
+            "run lacks {field}: {:?}",
+            run.body
+        );
     }
     assert_eq!(run.body["input"], "1 + 1");
     assert_eq!(run.body["nodes"].as_array().map(Vec::len), Some(2));
-    assert_eq!(s.get(&format!("/v1/runs/{run_id}"), &other).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v1/runs/{run_id}"), &other).await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    let errors = s.get(&format!("/v1/workflows/{id}/runs?status=error"), &key).await;
+    let errors = s
+        .get(&format!("/v1/workflows/{id}/runs?status=error"), &key)
+        .await;
     assert_eq!(errors.body["runs"].as_array().map(Vec::len), Some(1));
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let q = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let page = s.get(&format!("/v1/workflows/{id}/runs?limit=2{q}"), &key).await;
+        let q = cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let page = s
+            .get(&format!("/v1/workflows/{id}/runs?limit=2{q}"), &key)
+            .await;
         assert_eq!(page.status, StatusCode::OK);
         let runs = page.body["runs"].as_array().expect("runs").clone();
         assert!(runs.len() <= 2);
-        seen.extend(runs.iter().map(|r| r["run_id"].as_str().unwrap_or_default().to_string()));
+        seen.extend(
+            runs.iter()
+                .map(|r| r["run_id"].as_str().unwrap_or_default().to_string()),
+        );
         match page.body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,
@@ -282,5 +447,10 @@ async fn runs_are_recorded_and_paginated() {
     sorted.sort();
     sorted.reverse();
     assert_eq!(seen, sorted, "runs are not newest first");
-    assert_eq!(s.get(&format!("/v1/workflows/{id}/runs"), &other).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/v1/workflows/{id}/runs"), &other)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }

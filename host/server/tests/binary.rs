@@ -23,6 +23,7 @@ impl Binary {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("PIPECAT_ADMIN_KEY", ADMIN)
+            .env("RUST_LOG", "warn")
             .env_remove("PIPECAT_CONFIG")
             .env_remove("PIPECAT_LISTEN")
             .stdout(Stdio::piped())
@@ -37,7 +38,10 @@ impl Binary {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
-            let line = lines.next().expect("the server printed its address before exiting").expect("stdout line");
+            let line = lines
+                .next()
+                .expect("the server printed its address before exiting")
+                .expect("stdout line");
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.trim().to_string();
             }
@@ -68,14 +72,36 @@ async fn call(http: &reqwest::Client, req: reqwest::RequestBuilder) -> (StatusCo
 
 /// Creates an account, a key and a published template workflow; returns `(account, key, workflow)`.
 async fn setup(http: &reqwest::Client, url: &str, doc: Value) -> (String, String, String) {
-    let (_, acct) = call(http, http.post(format!("{url}/v1/accounts")).header("x-api-key", ADMIN).json(&json!({"name": "e2e"}))).await;
+    let (_, acct) = call(
+        http,
+        http.post(format!("{url}/v1/accounts"))
+            .header("x-api-key", ADMIN)
+            .json(&json!({"name": "e2e"})),
+    )
+    .await;
     let account = acct["id"].as_str().expect("account").to_string();
-    let (_, k) =
-        call(http, http.post(format!("{url}/v1/accounts/{account}/keys")).header("x-api-key", ADMIN).json(&json!({"name": "k"}))).await;
+    let (_, k) = call(
+        http,
+        http.post(format!("{url}/v1/accounts/{account}/keys"))
+            .header("x-api-key", ADMIN)
+            .json(&json!({"name": "k"})),
+    )
+    .await;
     let key = k["key"].as_str().expect("key").to_string();
-    let (_, w) = call(http, http.post(format!("{url}/v1/workflows")).header("x-api-key", &key).json(&doc)).await;
+    let (_, w) = call(
+        http,
+        http.post(format!("{url}/v1/workflows"))
+            .header("x-api-key", &key)
+            .json(&doc),
+    )
+    .await;
     let id = w["id"].as_str().expect("workflow").to_string();
-    let (st, _) = call(http, http.post(format!("{url}/v1/workflows/{id}/publish")).header("x-api-key", &key)).await;
+    let (st, _) = call(
+        http,
+        http.post(format!("{url}/v1/workflows/{id}/publish"))
+            .header("x-api-key", &key),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     (account, key, id)
 }
@@ -94,7 +120,9 @@ async fn kill_9_loses_no_acknowledged_run() {
     let invokes = (0..16).map(|i| {
         call(
             &http,
-            http.post(format!("{}/invoke/{id}/invoke", server.url)).header("x-api-key", &key).json(&json!({"input": i})),
+            http.post(format!("{}/invoke/{id}/invoke", server.url))
+                .header("x-api-key", &key)
+                .json(&json!({"input": i})),
         )
     });
     let answers = futures::future::join_all(invokes).await;
@@ -112,11 +140,21 @@ async fn kill_9_loses_no_acknowledged_run() {
 
     let server = Binary::start(dir.path(), None, &[]);
     for run_id in &acknowledged {
-        let (status, run) = call(&http, http.get(format!("{}/v1/runs/{run_id}", server.url)).header("x-api-key", &key)).await;
+        let (status, run) = call(
+            &http,
+            http.get(format!("{}/v1/runs/{run_id}", server.url))
+                .header("x-api-key", &key),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "run {run_id} lost");
         assert_eq!(run["status"], "success");
     }
-    let (_, acct) = call(&http, http.get(format!("{}/v1/accounts/{account}", server.url)).header("x-api-key", ADMIN)).await;
+    let (_, acct) = call(
+        &http,
+        http.get(format!("{}/v1/accounts/{account}", server.url))
+            .header("x-api-key", ADMIN),
+    )
+    .await;
     assert_eq!(acct["runs_this_month"], 16);
 }
 
@@ -127,7 +165,10 @@ async fn sigterm_drains_the_run_in_flight_and_exits_0() {
     let config = dir.path().join("pipecat.toml");
     std::fs::write(
         &config,
-        format!("[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"{}\"\n", llm.openai_base_url()),
+        format!(
+            "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"{}\"\n",
+            llm.openai_base_url()
+        ),
     )
     .expect("config");
     let data = dir.path().join("data");
@@ -137,24 +178,40 @@ async fn sigterm_drains_the_run_in_flight_and_exits_0() {
         "edges": [], "output": "l"});
     let (_, key, id) = setup(&http, &server.url, doc).await;
 
-    llm.push(Reply::Delayed(Duration::from_millis(1500), Box::new(Reply::text("finished"))));
+    llm.push(Reply::Delayed(
+        Duration::from_millis(1500),
+        Box::new(Reply::text("finished")),
+    ));
     let url = format!("{}/invoke/{id}/invoke", server.url);
     let in_flight = tokio::spawn({
         let http = http.clone();
         let key = key.clone();
-        async move { call(&http, http.post(url).header("x-api-key", key).json(&json!({"input": "hi"}))).await }
+        async move {
+            call(
+                &http,
+                http.post(url)
+                    .header("x-api-key", key)
+                    .json(&json!({"input": "hi"})),
+            )
+            .await
+        }
     });
     // Wait until the run has reached the provider, then ask the server to stop.
     while llm.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let killed = Command::new("kill").args(["-TERM", &server.pid()]).status().expect("kill -TERM");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.pid()])
+        .status()
+        .expect("kill -TERM");
     assert!(killed.success());
 
     let (status, body) = in_flight.await.expect("request task");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "success");
     assert_eq!(body["output"], "finished");
-    let exit = tokio::task::spawn_blocking(move || server.child.wait().expect("wait")).await.expect("join");
+    let exit = tokio::task::spawn_blocking(move || server.child.wait().expect("wait"))
+        .await
+        .expect("join");
     assert_eq!(exit.code(), Some(0), "exit status {exit:?}");
 }

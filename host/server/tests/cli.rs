@@ -33,6 +33,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .env("PIPECAT_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "warn")
             .env_remove("PIPECAT_LISTEN")
             .env_remove("PIPECAT_DATA_DIR")
             .env_remove("PIPECAT_CONFIG")
@@ -165,23 +166,35 @@ fn account_and_key(server: &Server) -> String {
     str_field(&key, "key").to_owned()
 }
 
-/// Uploads the shipped calculator plugin from a file.
-fn upload_calculator(server: &Server, key: &str, dir: &Path) {
-    let wasm = dir.join("calculator.wasm");
-    std::fs::write(&wasm, pipecat_plugins::CALCULATOR).expect("write calculator.wasm");
+/// Uploads a shipped plugin from a file and checks that it offers `tool`.
+fn upload(server: &Server, key: &str, dir: &Path, name: &str, bytes: &[u8], tool: &str) {
+    let wasm = dir.join(format!("{name}.wasm"));
+    std::fs::write(&wasm, bytes).expect("write the component");
     let wasm = wasm.to_str().expect("utf-8 temp path");
     let plugin = json_ok(&server.cli(
         Some(key),
-        &["plugin", "upload", wasm, "--name", "calculator", "--json"],
+        &["plugin", "upload", wasm, "--name", name, "--json"],
     ));
-    assert_eq!(str_field(&plugin, "name"), "calculator");
+    assert_eq!(str_field(&plugin, "name"), name);
     let tools: Vec<&str> = plugin["tools"]
         .as_array()
         .expect("tools array")
         .iter()
         .map(|t| str_field(t, "name"))
         .collect();
-    assert!(tools.contains(&"calculate"), "tools: {tools:?}");
+    assert!(tools.contains(&tool), "tools: {tools:?}");
+}
+
+/// Uploads the shipped calculator plugin from a file.
+fn upload_calculator(server: &Server, key: &str, dir: &Path) {
+    upload(
+        server,
+        key,
+        dir,
+        "calculator",
+        pipecat_plugins::CALCULATOR,
+        "calculate",
+    );
 }
 
 #[test]
@@ -354,6 +367,60 @@ fn deploying_an_invalid_workflow_prints_every_problem() {
         "the unresolved tool is listed: {stderr}"
     );
     assert!(output.stdout.is_empty(), "{}", describe(&output));
+}
+
+#[test]
+fn the_text_pipeline_example_branches_without_an_llm() {
+    let server = Server::start();
+    let key = account_and_key(&server);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    upload(
+        &server,
+        &key,
+        scratch.path(),
+        "text",
+        pipecat_plugins::TEXT,
+        "word_count",
+    );
+    let file = examples_dir().join("text-pipeline.json");
+    let deployed = json_ok(&server.cli(
+        Some(&key),
+        &[
+            "workflow",
+            "deploy",
+            file.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    ));
+    let workflow_id = str_field(&deployed, "id");
+
+    // Short texts take the default branch: shouted.
+    let short = json_ok(&server.cli(
+        Some(&key),
+        &["invoke", workflow_id, "--input", "  hello pipecat world  "],
+    ));
+    assert_eq!(str_field(&short, "status"), "success", "{short}");
+    assert_eq!(
+        str_field(&short, "output"),
+        "HELLO PIPECAT WORLD (3 words)",
+        "{short}"
+    );
+
+    // Long texts take the conditional branch: shortened, and the shouting node is skipped.
+    let long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
+    let run = json_ok(&server.cli(Some(&key), &["invoke", workflow_id, "--input", long]));
+    assert_eq!(str_field(&run, "status"), "success", "{run}");
+    let output = str_field(&run, "output");
+    assert!(output.ends_with("… (14 words)"), "{run}");
+    assert!(output.chars().count() < long.chars().count(), "{run}");
+    let shown = json_ok(&server.cli(Some(&key), &["runs", "show", str_field(&run, "run_id")]));
+    let shout = shown["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node_id"] == "shout")
+        .unwrap_or_else(|| panic!("no shout node in {shown}"));
+    assert_eq!(shout["status"], "skipped", "{shown}");
 }
 
 #[test]

@@ -28,7 +28,9 @@ async fn fake_open_meteo() -> String {
                 }))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -37,8 +39,10 @@ async fn fake_open_meteo() -> String {
 }
 
 fn weather_assistant(weather_base: &str) -> Value {
-    let mut doc: Value =
-        serde_json::from_str(include_str!("../../../examples/workflows/weather-assistant.json")).expect("example parses");
+    let mut doc: Value = serde_json::from_str(include_str!(
+        "../../../examples/workflows/weather-assistant.json"
+    ))
+    .expect("example parses");
     doc["plugins"]["weather"] = json!({
         "config": {"geocoding_base_url": weather_base, "forecast_base_url": weather_base},
         "allowed_hosts": [weather_base],
@@ -56,23 +60,40 @@ async fn weather_assistant_calls_the_tool_through_the_llm() {
     );
     let s = TestServer::start(&config).await;
     let (_, key) = s.account(None).await;
-    assert_eq!(s.upload_shipped(&key, "weather").await.status, StatusCode::CREATED);
-    assert_eq!(s.upload_shipped(&key, "text").await.status, StatusCode::CREATED);
+    assert_eq!(
+        s.upload_shipped(&key, "weather").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.upload_shipped(&key, "text").await.status,
+        StatusCode::CREATED
+    );
     let id = s.publish(&key, &weather_assistant(&weather)).await;
 
-    llm.push(Reply::tool_call("weather__get_weather", json!({"location": "Tokyo"})));
-    llm.push(Reply::text("The current weather in Tokyo is 22°C and sunny."));
-    let run = s.invoke(&key, &id, json!("What is the weather in Tokyo?")).await;
+    llm.push(Reply::tool_call(
+        "weather__get_weather",
+        json!({"location": "Tokyo"}),
+    ));
+    llm.push(Reply::text(
+        "The current weather in Tokyo is 22°C and sunny.",
+    ));
+    let run = s
+        .invoke(&key, &id, json!("What is the weather in Tokyo?"))
+        .await;
     assert_eq!(run.status, StatusCode::OK);
     assert_eq!(run.body["status"], "success", "{:#}", run.body);
-    assert_eq!(run.body["output"], "Answer: THE CURRENT WEATHER IN TOKYO IS 22°C AND SUNNY.");
+    assert_eq!(
+        run.body["output"],
+        "Answer: THE CURRENT WEATHER IN TOKYO IS 22°C AND SUNNY."
+    );
 
     let calls = run.body["tool_calls"].as_array().expect("tool calls");
     assert_eq!(calls.len(), 2, "{calls:#?}");
     assert_eq!(calls[0]["node_id"], "llm_node_1");
     assert_eq!(calls[0]["tool"], "get_weather");
     assert_eq!(calls[0]["input"], json!({"location": "Tokyo"}));
-    let result: Value = serde_json::from_str(calls[0]["result"].as_str().expect("result text")).expect("JSON result");
+    let result: Value = serde_json::from_str(calls[0]["result"].as_str().expect("result text"))
+        .expect("JSON result");
     assert_eq!(result["temperature"], 22.0);
     assert_eq!(result["location"], "Tokyo, Japan");
     assert_eq!(calls[1]["node_id"], "shout");
@@ -81,13 +102,29 @@ async fn weather_assistant_calls_the_tool_through_the_llm() {
     // The model saw the tool's result in its second request.
     let requests = llm.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests[0]["tools"].to_string().contains("weather__get_weather"));
+    assert!(
+        requests[0]["tools"]
+            .to_string()
+            .contains("weather__get_weather")
+    );
     assert!(requests[1]["messages"].to_string().contains("Tokyo, Japan"));
 
     // The run is recorded with its nodes.
-    let rec = s.get(&format!("/v1/runs/{}", run.body["run_id"].as_str().unwrap_or_default()), &key).await;
-    let nodes: Vec<&str> =
-        rec.body["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["node_id"].as_str()).collect();
+    let rec = s
+        .get(
+            &format!(
+                "/v1/runs/{}",
+                run.body["run_id"].as_str().unwrap_or_default()
+            ),
+            &key,
+        )
+        .await;
+    let nodes: Vec<&str> = rec.body["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["node_id"].as_str())
+        .collect();
     assert_eq!(nodes, ["llm_node_1", "shout", "reply"]);
 }
 

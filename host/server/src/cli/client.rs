@@ -44,7 +44,7 @@ pub enum ClientError {
         body: String,
     },
     /// The request could not be sent or its answer not read.
-    #[error("request to {url} failed: {source}")]
+    #[error("request to {url} failed")]
     Transport {
         /// The URL that was requested.
         url: Url,

@@ -82,7 +82,9 @@ pub async fn account_view(state: &AppState, account: &Account) -> ApiResult<Valu
 
 /// The account's monthly limit: its override, else its plan's (`None`: unlimited).
 pub fn effective_limit(state: &AppState, account: &Account) -> Option<u64> {
-    account.monthly_run_limit.or_else(|| state.plan_limit(&account.plan))
+    account
+        .monthly_run_limit
+        .or_else(|| state.plan_limit(&account.plan))
 }
 
 fn check_plan(state: &AppState, plan: &str) -> ApiResult<()> {
@@ -90,13 +92,19 @@ fn check_plan(state: &AppState, plan: &str) -> ApiResult<()> {
         Ok(())
     } else {
         let known: Vec<&str> = state.plans.keys().map(String::as_str).collect();
-        Err(ApiError::bad_request("unknown_plan", format!("unknown plan {plan:?}; known plans: {known:?}")))
+        Err(ApiError::bad_request(
+            "unknown_plan",
+            format!("unknown plan {plan:?}; known plans: {known:?}"),
+        ))
     }
 }
 
 fn check_name(name: &str) -> ApiResult<()> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::bad_request("invalid_name", "the name must have 1 to 200 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "the name must have 1 to 200 characters",
+        ));
     }
     Ok(())
 }
@@ -129,15 +137,29 @@ pub async fn create_account(
         monthly_run_limit: body.monthly_run_limit,
         created_at: OffsetDateTime::now_utc(),
     };
-    state.store.create_account(&account).await.map_err(ApiError::internal)?;
+    state
+        .store
+        .create_account(&account)
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(account_id = %account.id, "account created");
-    Ok((StatusCode::CREATED, ApiJson(account_view(&state, &account).await?)))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(account_view(&state, &account).await?),
+    ))
 }
 
 /// Lists accounts.
 #[utoipa::path(get, path = "/v1/accounts", tag = "admin", responses((status = 200, description = "`{\"accounts\": [...]}`")))]
-pub async fn list_accounts(_: AdminAuth, State(state): State<AppState>) -> ApiResult<ApiJson<Value>> {
-    let accounts = state.store.list_accounts().await.map_err(ApiError::internal)?;
+pub async fn list_accounts(
+    _: AdminAuth,
+    State(state): State<AppState>,
+) -> ApiResult<ApiJson<Value>> {
+    let accounts = state
+        .store
+        .list_accounts()
+        .await
+        .map_err(ApiError::internal)?;
     let mut views = Vec::with_capacity(accounts.len());
     for account in &accounts {
         views.push(account_view(&state, account).await?);
@@ -177,8 +199,16 @@ pub async fn patch_account(
     if let Some(limit) = body.monthly_run_limit {
         account.monthly_run_limit = limit;
     }
-    if !state.store.update_account(&account).await.map_err(ApiError::internal)? {
-        return Err(ApiError::not_found("account_not_found", "account not found"));
+    if !state
+        .store
+        .update_account(&account)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found(
+            "account_not_found",
+            "account not found",
+        ));
     }
     Ok(ApiJson(account_view(&state, &account).await?))
 }
@@ -218,7 +248,11 @@ pub async fn create_key(
 }
 
 /// Creates and stores a key for an account; returns the secret and the key's view.
-pub async fn issue_key(state: &AppState, account_id: Uuid, name: &str) -> ApiResult<(String, Value)> {
+pub async fn issue_key(
+    state: &AppState,
+    account_id: Uuid,
+    name: &str,
+) -> ApiResult<(String, Value)> {
     let secret = keys::generate_live();
     let record = ApiKey {
         id: Uuid::now_v7(),
@@ -229,7 +263,11 @@ pub async fn issue_key(state: &AppState, account_id: Uuid, name: &str) -> ApiRes
         created_at: OffsetDateTime::now_utc(),
         revoked_at: None,
     };
-    state.store.create_api_key(&record).await.map_err(ApiError::internal)?;
+    state
+        .store
+        .create_api_key(&record)
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(key_id = %record.id, %account_id, "API key created");
     Ok((secret, key_view(&record)))
 }
@@ -242,8 +280,14 @@ pub async fn list_keys(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
     let account = load_account(&state, &id).await?;
-    let keys = state.store.list_api_keys(account.id).await.map_err(ApiError::internal)?;
-    Ok(ApiJson(json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() })))
+    let keys = state
+        .store
+        .list_api_keys(account.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({ "keys": keys.iter().map(key_view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// Revokes a key at once (admin key, or a key of the same account).
@@ -255,7 +299,12 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let not_found = || ApiError::not_found("key_not_found", "key not found");
     let key_id = parse_id(&key_id, "key_not_found")?;
-    let key = state.store.get_api_key(key_id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let key = state
+        .store
+        .get_api_key(key_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
     if let AnyAuth::Account(auth) = &auth
         && auth.account.id != key.account_id
     {

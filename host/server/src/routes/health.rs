@@ -18,13 +18,19 @@ pub async fn healthz() -> ApiJson<Value> {
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, ApiJson<Value>) {
     if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, ApiJson(json!({"status": "shutting_down"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiJson(json!({"status": "shutting_down"})),
+        );
     }
     match state.store.check_ready().await {
         Ok(()) => (StatusCode::OK, ApiJson(json!({"status": "ready"}))),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, ApiJson(json!({"status": "not_ready"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ApiJson(json!({"status": "not_ready"})),
+            )
         }
     }
 }

@@ -34,15 +34,28 @@ pub struct InvokeRequest {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// Parses the body into `(input, version)`.
 fn parse_body(bytes: &[u8]) -> ApiResult<(Value, Option<u32>)> {
-    let body: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(format!("the body is not JSON: {e}")))?;
-    let Value::Object(mut obj) = body else { return Err(ApiError::MissingInput) };
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("the body is not JSON: {e}")))?;
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::MissingInput);
+    };
     let input = match obj.remove("input") {
         None | Some(Value::Null) => return Err(ApiError::MissingInput),
         Some(input) => input,
@@ -53,7 +66,9 @@ fn parse_body(bytes: &[u8]) -> ApiResult<(Value, Option<u32>)> {
             v.as_u64()
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_request", "`version` must be a positive integer"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_request", "`version` must be a positive integer")
+                })?,
         ),
     };
     Ok((input, version))
@@ -66,8 +81,12 @@ async fn published_version(
     requested: Option<u32>,
 ) -> ApiResult<WorkflowVersion> {
     let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::workflow_not_found())?;
-    let workflow =
-        state.store.get_workflow(account_id, id).await.map_err(ApiError::internal)?.ok_or_else(ApiError::workflow_not_found)?;
+    let workflow = state
+        .store
+        .get_workflow(account_id, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::workflow_not_found)?;
     let latest = workflow.published_version.ok_or_else(|| {
         ApiError::not_found("workflow_not_found", "workflow not found or not published")
     })?;
@@ -77,7 +96,12 @@ async fn published_version(
         .get_workflow_version(account_id, id, number)
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found("version_not_found", format!("the workflow has no published version {number}")))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "version_not_found",
+                format!("the workflow has no published version {number}"),
+            )
+        })
 }
 
 /// Runs the workflow's latest published version (or `"version": N`) on `input`.
@@ -97,16 +121,24 @@ pub async fn invoke(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     if !is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType { expected: "application/json" });
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        });
     }
     let (input, requested) = parse_body(&body?)?;
     let account = &auth.account;
     let version = published_version(&state, account.id, &workflow_id, requested).await?;
     let workflow = state.runtime.workflow(&version).map_err(|problems| {
-        ApiError::internal(anyhow::anyhow!("published version does not parse: {problems:?}"))
+        ApiError::internal(anyhow::anyhow!(
+            "published version does not parse: {problems:?}"
+        ))
     })?;
 
-    let permit = state.run_slots.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
+    let permit = state
+        .run_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Overloaded)?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
@@ -114,11 +146,22 @@ pub async fn invoke(
     let now = OffsetDateTime::now_utc();
     let limit = effective_limit(&state, account);
     let reset = next_month_start(now);
-    let retry_after_secs = u64::try_from((reset - now).whole_seconds()).unwrap_or(0).max(1);
-    let used = match state.store.reserve_run(account.id, &month_key(now), limit.unwrap_or(u64::MAX)).await {
+    let retry_after_secs = u64::try_from((reset - now).whole_seconds())
+        .unwrap_or(0)
+        .max(1);
+    let used = match state
+        .store
+        .reserve_run(account.id, &month_key(now), limit.unwrap_or(u64::MAX))
+        .await
+    {
         Ok(used) => used,
         Err(StoreError::LimitExceeded { used, limit }) => {
-            return Err(ApiError::RunLimitExceeded { limit, used, resets_at: rfc3339(reset), retry_after_secs });
+            return Err(ApiError::RunLimitExceeded {
+                limit,
+                used,
+                resets_at: rfc3339(reset),
+                retry_after_secs,
+            });
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
@@ -130,16 +173,35 @@ pub async fn invoke(
     let run = state.runs_in_flight.spawn(async move {
         let _permit = permit;
         let state = task_state;
-        let tools = state.runtime.tools_for(&state.store, &workflow, &version).await;
-        let ctx = pipecat_engine::RunContext { run_id, events: None, cancel: None };
-        let outcome = state.runtime.engine.run(workflow, input.clone(), std::sync::Arc::new(tools), ctx).await;
+        let tools = state
+            .runtime
+            .tools_for(&state.store, &workflow, &version)
+            .await;
+        let ctx = pipecat_engine::RunContext {
+            run_id,
+            events: None,
+            cancel: None,
+        };
+        let outcome = state
+            .runtime
+            .engine
+            .run(workflow, input.clone(), std::sync::Arc::new(tools), ctx)
+            .await;
         let record = run_record(account_id, &version, &input, &outcome, now);
         state.store.put_run(&record).await.map(|()| outcome)
     });
     let outcome = match run.await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => return Err(ApiError::internal(anyhow::anyhow!("recording run {run_id}: {e}"))),
-        Err(e) => return Err(ApiError::internal(anyhow::anyhow!("run {run_id} task failed: {e}"))),
+        Ok(Err(e)) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "recording run {run_id}: {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "run {run_id} task failed: {e}"
+            )));
+        }
     };
     tracing::info!(%run_id, status = ?outcome.status, duration_ms = outcome.duration_ms, "run finished");
 
@@ -147,7 +209,10 @@ pub async fn invoke(
     if let Some(limit) = limit {
         let h = response.headers_mut();
         h.insert("ratelimit-limit", HeaderValue::from(limit));
-        h.insert("ratelimit-remaining", HeaderValue::from(limit.saturating_sub(used)));
+        h.insert(
+            "ratelimit-remaining",
+            HeaderValue::from(limit.saturating_sub(used)),
+        );
         h.insert("ratelimit-reset", HeaderValue::from(retry_after_secs));
     }
     Ok(response)

@@ -46,7 +46,12 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Parses an id from a path; anything malformed is answered like a missing object (`404 <code>`).
 pub fn parse_id(raw: &str, code: &'static str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found(code, format!("{} not found", code.trim_end_matches("_not_found"))))
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::not_found(
+            code,
+            format!("{} not found", code.trim_end_matches("_not_found")),
+        )
+    })
 }
 
 /// The routes, without the outer middleware (see [`crate::app`]).
@@ -57,16 +62,33 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(crate::openapi::serve_openapi))
-        .route("/v1/accounts", post(accounts::create_account).get(accounts::list_accounts))
-        .route("/v1/accounts/{id}", get(accounts::get_account).patch(accounts::patch_account))
-        .route("/v1/accounts/{id}/keys", post(accounts::create_key).get(accounts::list_keys))
+        .route(
+            "/v1/accounts",
+            post(accounts::create_account).get(accounts::list_accounts),
+        )
+        .route(
+            "/v1/accounts/{id}",
+            get(accounts::get_account).patch(accounts::patch_account),
+        )
+        .route(
+            "/v1/accounts/{id}/keys",
+            post(accounts::create_key).get(accounts::list_keys),
+        )
         .route("/v1/keys/{key_id}", delete(accounts::revoke_key))
-        .route("/v1/workflows", post(workflows::create_workflow).get(workflows::list_workflows))
+        .route(
+            "/v1/workflows",
+            post(workflows::create_workflow).get(workflows::list_workflows),
+        )
         .route(
             "/v1/workflows/{id}",
-            get(workflows::get_workflow).put(workflows::replace_workflow).delete(workflows::delete_workflow),
+            get(workflows::get_workflow)
+                .put(workflows::replace_workflow)
+                .delete(workflows::delete_workflow),
         )
-        .route("/v1/workflows/{id}/publish", post(workflows::publish_workflow))
+        .route(
+            "/v1/workflows/{id}/publish",
+            post(workflows::publish_workflow),
+        )
         .route("/v1/workflows/{id}/versions", get(workflows::list_versions))
         .route("/v1/workflows/{id}/runs", get(runs::list_workflow_runs))
         .route("/v1/runs", get(runs::list_runs))
@@ -75,8 +97,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(json_limit)
         .merge(
             Router::new()
-                .route("/v1/plugins", post(plugins::upload_plugin).get(plugins::list_plugins))
-                .route("/v1/plugins/{name}", get(plugins::get_plugin).delete(plugins::delete_plugin))
+                .route(
+                    "/v1/plugins",
+                    post(plugins::upload_plugin).get(plugins::list_plugins),
+                )
+                .route(
+                    "/v1/plugins/{name}",
+                    get(plugins::get_plugin).delete(plugins::delete_plugin),
+                )
                 .layer(plugin_limit),
         )
         .fallback(not_found)

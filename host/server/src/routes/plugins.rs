@@ -26,7 +26,9 @@ pub struct UploadQuery {
 pub fn valid_plugin_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn version_view(v: &PluginVersion) -> Value {
@@ -44,13 +46,20 @@ fn version_view(v: &PluginVersion) -> Value {
 pub fn load_error(err: &LoadError) -> ApiError {
     let code = match err {
         LoadError::TooLarge { .. } => return ApiError::PayloadTooLarge,
-        LoadError::Internal(msg) => return ApiError::internal(anyhow::anyhow!("plugin load: {msg}")),
+        LoadError::Internal(msg) => {
+            return ApiError::internal(anyhow::anyhow!("plugin load: {msg}"));
+        }
         LoadError::NotWasm(_) | LoadError::CoreModule => "not_a_component",
         LoadError::WrongWorld(_) | LoadError::UnknownImport(_) => "wrong_world",
         LoadError::CompileTimeout(_) => "compile_timeout",
-        LoadError::Invalid(_) | LoadError::ListTools(_) | LoadError::InvalidTools(_) => "invalid_plugin",
+        LoadError::Invalid(_) | LoadError::ListTools(_) | LoadError::InvalidTools(_) => {
+            "invalid_plugin"
+        }
     };
-    ApiError::InvalidPlugin { code: code.to_string(), message: format!("{err} ({})", err.code()) }
+    ApiError::InvalidPlugin {
+        code: code.to_string(),
+        message: format!("{err} ({})", err.code()),
+    }
 }
 
 /// Uploads a component (`Content-Type: application/wasm`) as the next version of `name`.
@@ -65,9 +74,18 @@ pub async fn upload_plugin(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.trim().to_ascii_lowercase().starts_with("application/wasm") {
-        return Err(ApiError::UnsupportedMediaType { expected: "application/wasm" });
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/wasm")
+    {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/wasm",
+        });
     }
     let name = query.name.unwrap_or_default();
     if !valid_plugin_name(&name) {
@@ -77,11 +95,22 @@ pub async fn upload_plugin(
         ));
     }
     let bytes = body?;
-    let plugin = state.runtime.sandbox.load(&bytes).await.map_err(|e| load_error(&e))?;
+    let plugin = state
+        .runtime
+        .sandbox
+        .load(&bytes)
+        .await
+        .map_err(|e| load_error(&e))?;
     let tools = crate::runtime::tools_json(&plugin);
     let version = state
         .store
-        .add_plugin_version(auth.account_id(), &name, &bytes, tools, OffsetDateTime::now_utc())
+        .add_plugin_version(
+            auth.account_id(),
+            &name,
+            &bytes,
+            tools,
+            OffsetDateTime::now_utc(),
+        )
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(plugin = %name, version = version.version, id = %version.id, "plugin uploaded");
@@ -90,8 +119,15 @@ pub async fn upload_plugin(
 
 /// Lists the account's plugins: each name with its latest version and version count.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins", responses((status = 200, description = "`{\"plugins\": [...]}`")))]
-pub async fn list_plugins(auth: AccountAuth, State(state): State<AppState>) -> ApiResult<ApiJson<Value>> {
-    let versions = state.store.list_plugins(auth.account_id()).await.map_err(ApiError::internal)?;
+pub async fn list_plugins(
+    auth: AccountAuth,
+    State(state): State<AppState>,
+) -> ApiResult<ApiJson<Value>> {
+    let versions = state
+        .store
+        .list_plugins(auth.account_id())
+        .await
+        .map_err(ApiError::internal)?;
     let mut plugins: Vec<Value> = Vec::new();
     let mut i = 0;
     while i < versions.len() {
@@ -116,8 +152,14 @@ pub async fn get_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
-    let versions = state.store.list_plugin_versions(auth.account_id(), &name).await.map_err(ApiError::internal)?;
-    let latest = versions.last().ok_or_else(|| ApiError::not_found("plugin_not_found", "plugin not found"))?;
+    let versions = state
+        .store
+        .list_plugin_versions(auth.account_id(), &name)
+        .await
+        .map_err(ApiError::internal)?;
+    let latest = versions
+        .last()
+        .ok_or_else(|| ApiError::not_found("plugin_not_found", "plugin not found"))?;
     Ok(ApiJson(json!({
         "name": latest.name,
         "id": latest.id,
@@ -136,7 +178,11 @@ pub async fn delete_plugin(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let deleted = state.store.delete_plugin(auth.account_id(), &name).await.map_err(ApiError::internal)?;
+    let deleted = state
+        .store
+        .delete_plugin(auth.account_id(), &name)
+        .await
+        .map_err(ApiError::internal)?;
     if deleted == 0 {
         return Err(ApiError::not_found("plugin_not_found", "plugin not found"));
     }

@@ -33,10 +33,15 @@ impl RunsQuery {
         let cursor = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(
-                Uuid::parse_str(c).map_err(|_| ApiError::bad_request("invalid_cursor", "malformed cursor"))?,
+                Uuid::parse_str(c)
+                    .map_err(|_| ApiError::bad_request("invalid_cursor", "malformed cursor"))?,
             ),
         };
-        Ok(RunQuery { limit: self.limit.unwrap_or(50).clamp(1, 200), cursor, status })
+        Ok(RunQuery {
+            limit: self.limit.unwrap_or(50).clamp(1, 200),
+            cursor,
+            status,
+        })
     }
 }
 
@@ -71,8 +76,17 @@ pub async fn get_run(
     Ok(ApiJson(run_view(&run)))
 }
 
-async fn page(state: &AppState, account: Uuid, workflow: Option<Uuid>, query: &RunsQuery) -> ApiResult<Value> {
-    let page = state.store.list_runs(account, workflow, query.to_store()?).await.map_err(ApiError::internal)?;
+async fn page(
+    state: &AppState,
+    account: Uuid,
+    workflow: Option<Uuid>,
+    query: &RunsQuery,
+) -> ApiResult<Value> {
+    let page = state
+        .store
+        .list_runs(account, workflow, query.to_store()?)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({
         "runs": page.runs.iter().map(run_view).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor.map(|c| c.to_string()),
@@ -89,10 +103,18 @@ pub async fn list_workflow_runs(
     Query(query): Query<RunsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
     let id = parse_id(&id, "workflow_not_found")?;
-    if state.store.get_workflow(auth.account_id(), id).await.map_err(ApiError::internal)?.is_none() {
+    if state
+        .store
+        .get_workflow(auth.account_id(), id)
+        .await
+        .map_err(ApiError::internal)?
+        .is_none()
+    {
         return Err(ApiError::workflow_not_found());
     }
-    Ok(ApiJson(page(&state, auth.account_id(), Some(id), &query).await?))
+    Ok(ApiJson(
+        page(&state, auth.account_id(), Some(id), &query).await?,
+    ))
 }
 
 /// All runs of the account, newest first.
@@ -103,5 +125,7 @@ pub async fn list_runs(
     State(state): State<AppState>,
     Query(query): Query<RunsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
-    Ok(ApiJson(page(&state, auth.account_id(), None, &query).await?))
+    Ok(ApiJson(
+        page(&state, auth.account_id(), None, &query).await?,
+    ))
 }

@@ -39,12 +39,18 @@ fn version_view(v: &WorkflowVersion) -> Value {
 /// The name of a draft document (`name`, else `untitled`); the document must be a JSON object.
 fn draft_name(doc: &Value) -> ApiResult<String> {
     let Some(obj) = doc.as_object() else {
-        return Err(ApiError::bad_request("invalid_request", "the workflow document must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the workflow document must be a JSON object",
+        ));
     };
     match obj.get("name") {
         None | Some(Value::Null) => Ok("untitled".to_string()),
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => Ok(s.clone()),
-        Some(_) => Err(ApiError::bad_request("invalid_request", "`name` must be a string of 1 to 200 characters")),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_request",
+            "`name` must be a string of 1 to 200 characters",
+        )),
     }
 }
 
@@ -77,16 +83,29 @@ pub async fn create_workflow(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_workflow(&workflow).await.map_err(ApiError::internal)?;
+    state
+        .store
+        .create_workflow(&workflow)
+        .await
+        .map_err(ApiError::internal)?;
     tracing::info!(workflow_id = %workflow.id, "workflow created");
     Ok((StatusCode::CREATED, ApiJson(workflow_view(&workflow))))
 }
 
 /// Lists the account's workflows.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows", responses((status = 200, description = "`{\"workflows\": [...]}`")))]
-pub async fn list_workflows(auth: AccountAuth, State(state): State<AppState>) -> ApiResult<ApiJson<Value>> {
-    let list = state.store.list_workflows(auth.account_id()).await.map_err(ApiError::internal)?;
-    Ok(ApiJson(json!({ "workflows": list.iter().map(workflow_view).collect::<Vec<_>>() })))
+pub async fn list_workflows(
+    auth: AccountAuth,
+    State(state): State<AppState>,
+) -> ApiResult<ApiJson<Value>> {
+    let list = state
+        .store
+        .list_workflows(auth.account_id())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({ "workflows": list.iter().map(workflow_view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// One workflow.
@@ -129,7 +148,12 @@ pub async fn delete_workflow(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "workflow_not_found")?;
-    if !state.store.delete_workflow(auth.account_id(), id).await.map_err(ApiError::internal)? {
+    if !state
+        .store
+        .delete_workflow(auth.account_id(), id)
+        .await
+        .map_err(ApiError::internal)?
+    {
         return Err(ApiError::workflow_not_found());
     }
     state.runtime.forget_workflow(id);
@@ -146,20 +170,32 @@ pub async fn publish_workflow(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
     let workflow = load(&state, &auth, &id).await?;
-    let pins = state.runtime.check_publish(&state, auth.account_id(), &workflow.draft).await.map_err(|problems| {
-        match problems {
+    let pins = state
+        .runtime
+        .check_publish(&state, auth.account_id(), &workflow.draft)
+        .await
+        .map_err(|problems| match problems {
             crate::runtime::PublishError::Invalid(problems) => ApiError::InvalidWorkflow(
                 problems
                     .into_iter()
-                    .map(|p| Problem { path: p.path, code: p.code, message: p.message })
+                    .map(|p| Problem {
+                        path: p.path,
+                        code: p.code,
+                        message: p.message,
+                    })
                     .collect(),
             ),
             crate::runtime::PublishError::Internal(e) => ApiError::Internal(e),
-        }
-    })?;
+        })?;
     let version = state
         .store
-        .publish_workflow(auth.account_id(), workflow.id, workflow.draft, pins, OffsetDateTime::now_utc())
+        .publish_workflow(
+            auth.account_id(),
+            workflow.id,
+            workflow.draft,
+            pins,
+            OffsetDateTime::now_utc(),
+        )
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::workflow_not_found)?;
@@ -181,7 +217,12 @@ pub async fn list_versions(
     Path(id): Path<String>,
 ) -> ApiResult<ApiJson<Value>> {
     let workflow = load(&state, &auth, &id).await?;
-    let versions =
-        state.store.list_workflow_versions(auth.account_id(), workflow.id).await.map_err(ApiError::internal)?;
-    Ok(ApiJson(json!({ "versions": versions.iter().map(version_view).collect::<Vec<_>>() })))
+    let versions = state
+        .store
+        .list_workflow_versions(auth.account_id(), workflow.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(ApiJson(
+        json!({ "versions": versions.iter().map(version_view).collect::<Vec<_>>() }),
+    ))
 }

@@ -45,9 +45,16 @@ impl TestServer {
         let mut config = ServeConfig::for_data_dir(dir.path());
         config.admin_key = Some(ADMIN.to_string());
         let file = FileConfig::parse(toml).expect("test config");
-        let server = pipecat::start_with(&config, file).await.expect("server starts");
+        let server = pipecat::start_with(&config, file)
+            .await
+            .expect("server starts");
         let url = server.url();
-        TestServer { server, http: reqwest::Client::new(), url, dir }
+        TestServer {
+            server,
+            http: reqwest::Client::new(),
+            url,
+            dir,
+        }
     }
 
     /// Sends a request and reads the answer.
@@ -57,27 +64,53 @@ impl TestServer {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body read");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET with a key.
     pub async fn get(&self, path: &str, key: &str) -> Answer {
-        self.send(self.http.get(format!("{}{path}", self.url)).header("x-api-key", key)).await
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.url))
+                .header("x-api-key", key),
+        )
+        .await
     }
 
     /// POST JSON with a key.
     pub async fn post(&self, path: &str, key: &str, body: &Value) -> Answer {
-        self.send(self.http.post(format!("{}{path}", self.url)).header("x-api-key", key).json(body)).await
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.url))
+                .header("x-api-key", key)
+                .json(body),
+        )
+        .await
     }
 
     /// PUT JSON with a key.
     pub async fn put(&self, path: &str, key: &str, body: &Value) -> Answer {
-        self.send(self.http.put(format!("{}{path}", self.url)).header("x-api-key", key).json(body)).await
+        self.send(
+            self.http
+                .put(format!("{}{path}", self.url))
+                .header("x-api-key", key)
+                .json(body),
+        )
+        .await
     }
 
     /// DELETE with a key.
     pub async fn delete(&self, path: &str, key: &str) -> Answer {
-        self.send(self.http.delete(format!("{}{path}", self.url)).header("x-api-key", key)).await
+        self.send(
+            self.http
+                .delete(format!("{}{path}", self.url))
+                .header("x-api-key", key),
+        )
+        .await
     }
 
     /// Creates an account (optionally with a limit override) and a key; returns `(account_id, key)`.
@@ -89,7 +122,13 @@ impl TestServer {
         let a = self.post("/v1/accounts", ADMIN, &body).await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         let id = a.body["id"].as_str().expect("account id").to_string();
-        let k = self.post(&format!("/v1/accounts/{id}/keys"), ADMIN, &json!({"name": "test"})).await;
+        let k = self
+            .post(
+                &format!("/v1/accounts/{id}/keys"),
+                ADMIN,
+                &json!({"name": "test"}),
+            )
+            .await;
         assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
         (id, k.body["key"].as_str().expect("key").to_string())
     }
@@ -117,20 +156,31 @@ impl TestServer {
         let w = self.post("/v1/workflows", key, doc).await;
         assert_eq!(w.status, StatusCode::CREATED, "{:?}", w.body);
         let id = w.body["id"].as_str().expect("workflow id").to_string();
-        let p = self.post(&format!("/v1/workflows/{id}/publish"), key, &json!({})).await;
+        let p = self
+            .post(&format!("/v1/workflows/{id}/publish"), key, &json!({}))
+            .await;
         assert_eq!(p.status, StatusCode::OK, "{:?}", p.body);
         id
     }
 
     /// Invokes a workflow.
     pub async fn invoke(&self, key: &str, id: &str, input: Value) -> Answer {
-        self.post(&format!("/invoke/{id}/invoke"), key, &json!({ "input": input })).await
+        self.post(
+            &format!("/invoke/{id}/invoke"),
+            key,
+            &json!({ "input": input }),
+        )
+        .await
     }
 }
 
 /// The bytes of a shipped plugin.
 pub fn shipped(name: &str) -> &'static [u8] {
-    pipecat_plugins::SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).expect("shipped plugin")
+    pipecat_plugins::SHIPPED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+        .expect("shipped plugin")
 }
 
 /// A template-only workflow (no plugin, no LLM).
