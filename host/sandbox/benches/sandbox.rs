@@ -7,15 +7,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pipecat_sandbox::{Grant, Plugin, Sandbox, SandboxConfig};
 
-const TOOL: &str = "echo";
-const ARGS: &str = r#"{"text":"2 * (3 + 4) ^ 2 / sqrt(16)"}"#;
+const TOOL: &str = "calculate";
+const ARGS: &str = r#"{"expression":"2 * (3 + 4) ^ 2 / sqrt(16)"}"#;
 
-/// The plugin under test. `pipecat_plugins::CALCULATOR` (tool `calculate`) is the intended target; until the
-/// bundle is a dev-dependency here, the echo guest stands in.
-static CALCULATOR: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-    std::fs::read(pipecat_test_components::ECHO_GUEST)
-        .expect("echo guest built by pipecat-test-components")
-});
+/// The plugin under test: the shipped calculator.
+const CALCULATOR: &[u8] = pipecat_plugins::CALCULATOR;
 
 fn runtime(threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -26,7 +22,7 @@ fn runtime(threads: usize) -> tokio::runtime::Runtime {
 }
 
 fn calculator(rt: &tokio::runtime::Runtime, sandbox: &Sandbox) -> Arc<Plugin> {
-    rt.block_on(sandbox.load(&CALCULATOR))
+    rt.block_on(sandbox.load(CALCULATOR))
         .expect("calculator loads")
 }
 
@@ -110,7 +106,7 @@ fn compile_vs_cache(c: &mut Criterion) {
     rt.block_on(
         Sandbox::new(cached.clone())
             .expect("sandbox")
-            .load(&CALCULATOR),
+            .load(CALCULATOR),
     )
     .expect("warm cache");
     let mut group = c.benchmark_group("load");
@@ -125,7 +121,7 @@ fn compile_vs_cache(c: &mut Criterion) {
                 for _ in 0..iters {
                     let sandbox = Sandbox::new(config.clone()).expect("sandbox");
                     let start = Instant::now();
-                    let plugin = rt.block_on(sandbox.load(&CALCULATOR)).expect("loads");
+                    let plugin = rt.block_on(sandbox.load(CALCULATOR)).expect("loads");
                     total += start.elapsed();
                     assert_eq!(plugin.cache_hit(), name == "cache_hit");
                 }
