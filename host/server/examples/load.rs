@@ -29,40 +29,43 @@ async fn run_phase(
     concurrency: usize,
 ) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let workers = (0..concurrency).map(|_| {
-        let http = http.clone();
-        let key = key.to_string();
-        let url = phase.url.clone();
-        let body = phase.body.clone();
-        tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let start = Instant::now();
-                let req = match &body {
-                    Some(b) => http.post(&url).header("x-api-key", &key).json(b),
-                    None => http.get(&url),
-                };
-                match req.send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        let ok = match &body {
-                            Some(_) => resp
-                                .json::<Value>()
-                                .await
-                                .is_ok_and(|v| v["status"] == "success"),
-                            None => resp.bytes().await.is_ok(),
-                        };
-                        if !ok {
-                            errors += 1;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let http = http.clone();
+            let key = key.to_string();
+            let url = phase.url.clone();
+            let body = phase.body.clone();
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                let mut errors = 0u64;
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let req = match &body {
+                        Some(b) => http.post(&url).header("x-api-key", &key).json(b),
+                        None => http.get(&url),
+                    };
+                    match req.send().await {
+                        Ok(resp) if resp.status().is_success() => {
+                            let ok = match &body {
+                                Some(_) => resp
+                                    .json::<Value>()
+                                    .await
+                                    .is_ok_and(|v| v["status"] == "success"),
+                                None => resp.bytes().await.is_ok(),
+                            };
+                            if !ok {
+                                errors += 1;
+                            }
                         }
+                        _ => errors += 1,
                     }
-                    _ => errors += 1,
+                    let _ =
+                        hist.record(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
                 }
-                let _ = hist.record(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
-            }
-            (hist, errors)
+                (hist, errors)
+            })
         })
-    });
+        .collect();
     let mut total = Histogram::<u64>::new(3).expect("histogram");
     let mut errors = 0;
     let started = Instant::now();

@@ -72,6 +72,18 @@ pub struct FileConfig {
     /// Request, concurrency, rate and sandbox limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// SSE and WebSocket streams: pings, WebSocket limits, kept events (`[streaming]`).
+    #[serde(default)]
+    pub streaming: crate::live::StreamingConfig,
+    /// Completion webhooks: signing secret, retries, outbound rules (`[webhooks]`).
+    #[serde(default)]
+    pub webhooks: crate::webhook::WebhookConfig,
+    /// Pruning of old run records (`[retention]`).
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Statistics and metrics (`[monitoring]`).
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
 }
 
 impl FileConfig {
@@ -166,6 +178,47 @@ impl Default for LimitsConfig {
             tool_timeout_ms: None,
             tool_output_bytes: None,
             compile_timeout_secs: None,
+        }
+    }
+}
+
+/// Retention of run records (`[retention]`): pruned in the background; statistics stay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Delete run records older than this many days.
+    pub max_age_days: Option<u64>,
+    /// Keep at most this many run records per workflow (the newest).
+    pub max_runs_per_workflow: Option<usize>,
+    /// Seconds between two pruning passes.
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age_days: None,
+            max_runs_per_workflow: None,
+            interval_secs: 600,
+        }
+    }
+}
+
+/// Statistics and metrics (`[monitoring]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Require the admin key on `GET /metrics` (open by default, as scrapers expect).
+    pub metrics_require_key: bool,
+    /// Milliseconds between two writes of changed statistics to the store.
+    pub stats_flush_ms: u64,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            metrics_require_key: false,
+            stats_flush_ms: 1000,
         }
     }
 }

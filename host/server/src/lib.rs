@@ -14,6 +14,12 @@
 //!   runner over the sandbox.
 //! - [`limits`]: the per-key token bucket and the calendar month of run limits.
 //! - [`openapi`]: `/openapi.json`, generated from the handlers' annotations.
+//! - [`stats`], [`metrics`] and [`dashboard`]: run statistics kept incrementally by a background task
+//!   (`/v1/workflows/{id}/stats`), retention, Prometheus metrics (`/metrics`) and the embedded web
+//!   dashboard (`/dashboard`); see `docs/monitoring.md`.
+//! - [`runner`], [`live`], [`idempotency`] and [`webhook`]: one run for every transport (REST, SSE,
+//!   WebSocket, async), the live-run registry (cancel tokens, event logs to resume from) and the event
+//!   schema, `Idempotency-Key`, signed completion webhooks; see `docs/streaming.md`.
 //! - [`examples`]: `--with-examples` seeding; [`shutdown`]: signal handling.
 //!
 //! # How a request flows
@@ -24,22 +30,29 @@
 //! An invocation then checks content type, size and JSON, finds the published version (`404` for anything
 //! not visible to the account), takes a run permit without waiting (`503` when none is free), reserves one
 //! run of the month in the store (exact under concurrency; `429` past the limit), and runs the engine in a
-//! task of its own with a [`tools::SandboxTools`] runner pinned to the version's plugins. The run record is
-//! durable in the store before the answer leaves.
+//! task of its own ([`runner::start`]) with a [`tools::SandboxTools`] runner pinned to the version's plugins.
+//! The run record is durable in the store before the answer (or the `run_finished` event) leaves.
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod examples;
+pub mod idempotency;
 pub mod keys;
 pub mod limits;
+pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod runner;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod stats;
 pub mod tools;
+pub mod webhook;
 
 pub use config::{FileConfig, LimitsConfig, LogFormat, ServeConfig};
 pub use error::ApiError;

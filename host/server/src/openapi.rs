@@ -4,7 +4,9 @@ use serde_json::Value;
 use utoipa::OpenApi;
 
 use crate::error::ApiJson;
-use crate::routes::{accounts, health, invoke, plugins, runs, workflows};
+use crate::routes::{
+    accounts, control, health, invoke, plugins, runs, stats, stream, workflows, ws,
+};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -18,8 +20,8 @@ use crate::routes::{accounts, health, invoke, plugins, runs, workflows};
         workflows::create_workflow, workflows::list_workflows, workflows::get_workflow,
         workflows::replace_workflow, workflows::delete_workflow, workflows::publish_workflow,
         workflows::list_versions,
-        runs::get_run, runs::list_workflow_runs, runs::list_runs,
-        invoke::invoke,
+        runs::get_run, runs::list_workflow_runs, runs::list_runs, stats::workflow_stats, stats::metrics,
+        invoke::invoke, ws::ws, control::cancel_run, stream::run_events,
     ),
     components(schemas(crate::error::Problem, invoke::InvokeRequest)),
     modifiers(&ApiKeyScheme),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderName, Request};
+use axum::serve::ListenerExt as _;
 use pipecat_sandbox::{Limits, Sandbox, SandboxConfig};
 use pipecat_store::{DynStore, KeyHash, SledStore};
 use tokio::net::TcpListener;
@@ -139,7 +140,9 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         file.plans(),
         limits,
         admin_hash,
-    );
+    )
+    .with_run_control(file.streaming.clone(), file.webhooks.clone())
+    .with_monitoring(file.monitoring.clone(), file.retention.clone());
 
     let demo = if config.with_examples {
         Some(
@@ -151,6 +154,7 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         None
     };
     runtime.preload_published(store);
+    crate::idempotency::spawn_purger(state.clone());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -208,6 +212,12 @@ async fn admin_key(
 async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let grace = Duration::from_secs(state.limits.shutdown_grace_secs);
+    // Small JSON answers must not wait for Nagle's algorithm and the client's delayed ACK (≈40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, app(state.clone()).into_make_service())
         .with_graceful_shutdown(token.clone().cancelled_owned());
     let stop_waiting = async {
@@ -225,6 +235,7 @@ async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     {
         tracing::warn!("runs still in flight after the grace period");
     }
+    state.monitor.close().await;
     state.store.flush().await.context("flushing the store")?;
     tracing::info!("server stopped");
     Ok(())

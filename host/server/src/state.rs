@@ -8,9 +8,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, MonitoringConfig, RetentionConfig};
 use crate::limits::RateLimiter;
+use crate::live::{LiveRuns, StreamingConfig};
 use crate::runtime::Runtime;
+use crate::stats::Monitor;
+use crate::webhook::WebhookConfig;
 
 /// The shared state of the server. Cheap to clone.
 #[derive(Clone)]
@@ -36,6 +39,14 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks runs in flight so shutdown can drain them.
     pub runs_in_flight: TaskTracker,
+    /// The runs executing now (cancel tokens, event logs).
+    pub live: LiveRuns,
+    /// `[streaming]`: pings and WebSocket limits.
+    pub streaming: StreamingConfig,
+    /// `[webhooks]`: signing secret, retries, outbound rules.
+    pub webhooks: WebhookConfig,
+    /// Run statistics and Prometheus metrics.
+    pub monitor: Monitor,
 }
 
 impl AppState {
@@ -49,6 +60,7 @@ impl AppState {
     ) -> Self {
         let rate = RateLimiter::new(limits.rate_per_key_per_second, limits.rate_burst);
         let run_slots = Arc::new(Semaphore::new(limits.max_concurrent_runs.max(1)));
+        let monitor = Monitor::start(store.clone(), MonitoringConfig::default());
         Self(Arc::new(Shared {
             store,
             runtime,
@@ -59,7 +71,38 @@ impl AppState {
             run_slots,
             shutdown: CancellationToken::new(),
             runs_in_flight: TaskTracker::new(),
+            live: LiveRuns::default(),
+            streaming: StreamingConfig::default(),
+            webhooks: WebhookConfig::default(),
+            monitor,
         }))
+    }
+
+    /// The same state with these streaming and webhook settings (call before the state is shared).
+    pub fn with_run_control(mut self, streaming: StreamingConfig, webhooks: WebhookConfig) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.0) {
+            shared.streaming = streaming;
+            shared.webhooks = webhooks;
+        } else {
+            tracing::warn!("run-control settings ignored: the state is already shared");
+        }
+        self
+    }
+
+    /// The same state with these monitoring settings, and the retention task started (call before the
+    /// state is shared).
+    pub fn with_monitoring(
+        mut self,
+        monitoring: MonitoringConfig,
+        retention: RetentionConfig,
+    ) -> Self {
+        crate::stats::retention::start(self.store.clone(), retention, self.shutdown.clone());
+        if let Some(shared) = Arc::get_mut(&mut self.0) {
+            shared.monitor = Monitor::start(shared.store.clone(), monitoring);
+        } else {
+            tracing::warn!("monitoring settings ignored: the state is already shared");
+        }
+        self
     }
 
     /// The monthly run limit of a plan name (`None`: unlimited or unknown plan).

@@ -8,11 +8,21 @@ use serde_json::{Value, json};
 async fn admin_key_is_generated_once_and_remembered() {
     let dir = tempfile::tempdir().expect("dir");
     let config = ServeConfig::for_data_dir(dir.path());
-    let first = pipecat::start_with(&config, FileConfig::default()).await.expect("start");
-    let key = first.generated_admin_key.clone().expect("a generated admin key");
+    let first = pipecat::start_with(&config, FileConfig::default())
+        .await
+        .expect("start");
+    let key = first
+        .generated_admin_key
+        .clone()
+        .expect("a generated admin key");
     assert!(key.starts_with("pc_admin_"));
     let http = reqwest::Client::new();
-    let ok = http.get(format!("{}/v1/accounts", first.url())).header("x-api-key", &key).send().await.expect("get");
+    let ok = http
+        .get(format!("{}/v1/accounts", first.url()))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(ok.status(), StatusCode::OK);
 
     // A second server on the same directory is refused while the first runs.
@@ -22,9 +32,19 @@ async fn admin_key_is_generated_once_and_remembered() {
 
     first.shutdown();
     first.wait().await.expect("clean stop");
-    let second = pipecat::start_with(&config, FileConfig::default()).await.expect("restart");
-    assert!(second.generated_admin_key.is_none(), "a new admin key was generated on restart");
-    let ok = http.get(format!("{}/v1/accounts", second.url())).header("x-api-key", &key).send().await.expect("get");
+    let second = pipecat::start_with(&config, FileConfig::default())
+        .await
+        .expect("restart");
+    assert!(
+        second.generated_admin_key.is_none(),
+        "a new admin key was generated on restart"
+    );
+    let ok = http
+        .get(format!("{}/v1/accounts", second.url()))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(ok.status(), StatusCode::OK);
 }
 
@@ -34,9 +54,14 @@ async fn with_examples_publishes_callable_workflows() {
     let mut config = ServeConfig::for_data_dir(dir.path());
     config.with_examples = true;
     config.admin_key = Some("admin".into());
-    let server = pipecat::start_with(&config, FileConfig::default()).await.expect("start");
+    let server = pipecat::start_with(&config, FileConfig::default())
+        .await
+        .expect("start");
     let demo = server.demo.clone().expect("demo seeded");
-    let calculator = demo.workflows.get("calculator").expect("calculator example published");
+    let calculator = demo
+        .workflows
+        .get("calculator")
+        .expect("calculator example published");
     let http = reqwest::Client::new();
     let run: Value = http
         .post(format!("{}/invoke/{calculator}/invoke", server.url()))
@@ -49,7 +74,10 @@ async fn with_examples_publishes_callable_workflows() {
         .await
         .expect("json");
     assert_eq!(run["status"], "success", "{run:#}");
-    assert!(run["output"].as_str().is_some_and(|o| o.contains("42")), "{run:#}");
+    assert!(
+        run["output"].as_str().is_some_and(|o| o.contains("42")),
+        "{run:#}"
+    );
     let plugins: Value = http
         .get(format!("{}/v1/plugins", server.url()))
         .header("x-api-key", &demo.api_key)
@@ -59,5 +87,8 @@ async fn with_examples_publishes_callable_workflows() {
         .json()
         .await
         .expect("json");
-    assert_eq!(plugins["plugins"].as_array().map(Vec::len), Some(pipecat_plugins::SHIPPED.len()));
+    assert_eq!(
+        plugins["plugins"].as_array().map(Vec::len),
+        Some(pipecat_plugins::SHIPPED.len())
+    );
 }

@@ -15,6 +15,7 @@
 //! `put_run` returns `Ok`. Writers arriving during a flush wait for the next one.
 
 pub mod error;
+mod idempotency;
 mod sled;
 pub mod types;
 
@@ -27,10 +28,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use crate::error::{StoreError, StoreResult};
+pub use crate::idempotency::IdempotencyEntry;
 pub use crate::sled::{Durability, FORMAT_VERSION, MARKER_FILE, SledStore};
 pub use crate::types::{
-    Account, ApiKey, KeyHash, PluginVersion, RunPage, RunQuery, RunRecord, RunStatus, Workflow,
-    WorkflowVersion,
+    Account, ApiKey, KeyHash, PluginVersion, RetentionPolicy, RunPage, RunQuery, RunRecord,
+    RunStatus, StatsBlob, Workflow, WorkflowVersion,
 };
 
 /// A shared handle to any store backend.
@@ -163,6 +165,16 @@ pub trait Store: Send + Sync + 'static {
         query: RunQuery,
     ) -> StoreResult<RunPage>;
 
+    /// Deletes the run records the policy selects (with their index entries); returns how many.
+    async fn prune_runs(&self, policy: RetentionPolicy) -> StoreResult<u64>;
+
+    // ----- statistics -----
+
+    /// Replaces the stored statistics of each blob's workflow, all in one durable write.
+    async fn put_stats(&self, blobs: &[StatsBlob]) -> StoreResult<()>;
+    /// Every stored statistics blob.
+    async fn load_stats(&self) -> StoreResult<Vec<StatsBlob>>;
+
     // ----- monthly run limits -----
 
     /// Counts one accepted run for `(account_id, month)` (month as `"2026-12"`, UTC) unless that would pass
@@ -171,6 +183,42 @@ pub trait Store: Send + Sync + 'static {
     async fn reserve_run(&self, account_id: Uuid, month: &str, limit: u64) -> StoreResult<u64>;
     /// Runs counted for `(account_id, month)`.
     async fn runs_used(&self, account_id: Uuid, month: &str) -> StoreResult<u64>;
+
+    // ----- run events and idempotency keys (streaming and run control) -----
+
+    /// Keeps the events of a finished run (replaces any kept before).
+    async fn put_run_events(
+        &self,
+        account_id: Uuid,
+        run_id: Uuid,
+        events: &[Value],
+    ) -> StoreResult<()>;
+    /// The kept events of a run of an account (`None`: none were kept).
+    async fn get_run_events(
+        &self,
+        account_id: Uuid,
+        run_id: Uuid,
+    ) -> StoreResult<Option<Vec<Value>>>;
+    /// Stores `entry` under `(account_id, key)` unless an entry created at or after `expired_before` is
+    /// there; returns that entry instead. Atomic: of concurrent claims exactly one gets `None`.
+    async fn claim_idempotency_key(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        entry: &IdempotencyEntry,
+        expired_before: OffsetDateTime,
+    ) -> StoreResult<Option<IdempotencyEntry>>;
+    /// Replaces the entry of a claimed key (e.g. with the response).
+    async fn put_idempotency_key(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> StoreResult<()>;
+    /// Forgets a key (a request refused before it ran releases its key).
+    async fn delete_idempotency_key(&self, account_id: Uuid, key: &str) -> StoreResult<()>;
+    /// Deletes every entry created before `expired_before`; returns how many.
+    async fn purge_idempotency_keys(&self, expired_before: OffsetDateTime) -> StoreResult<u64>;
 
     // ----- operations -----
 

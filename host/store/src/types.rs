@@ -236,6 +236,12 @@ pub struct RunQuery {
     pub cursor: Option<Uuid>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
+    /// Only runs of this published version.
+    pub version: Option<u32>,
+    /// Only runs started at or after this time (the time in the UUIDv7 run id).
+    pub since: Option<OffsetDateTime>,
+    /// Only runs started before this time.
+    pub until: Option<OffsetDateTime>,
 }
 
 impl Default for RunQuery {
@@ -244,8 +250,31 @@ impl Default for RunQuery {
             limit: 50,
             cursor: None,
             status: None,
+            version: None,
+            since: None,
+            until: None,
         }
     }
+}
+
+/// Which run records [`Store::prune_runs`](crate::Store::prune_runs) deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Delete runs that started before this time.
+    pub older_than: Option<OffsetDateTime>,
+    /// Keep at most this many runs per workflow (the newest).
+    pub max_runs_per_workflow: Option<usize>,
+}
+
+/// One workflow's serialized statistics, opaque to the store (the server defines the format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsBlob {
+    /// The owning account.
+    pub account_id: Uuid,
+    /// The workflow.
+    pub workflow_id: Uuid,
+    /// The serialized statistics.
+    pub data: Vec<u8>,
 }
 
 /// One page of runs, newest first.

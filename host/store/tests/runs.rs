@@ -39,6 +39,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 3,
                 cursor: None,
                 status: None,
+                ..RunQuery::default()
             },
         )
         .await
@@ -56,6 +57,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 3,
                 cursor: p1.next_cursor,
                 status: None,
+                ..RunQuery::default()
             },
         )
         .await
@@ -72,6 +74,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 3,
                 cursor: p2.next_cursor,
                 status: None,
+                ..RunQuery::default()
             },
         )
         .await
@@ -91,6 +94,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 7,
                 cursor: None,
                 status: None,
+                ..RunQuery::default()
             },
         )
         .await
@@ -112,6 +116,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 2,
                 cursor: None,
                 status: Some(RunStatus::Error),
+                ..RunQuery::default()
             },
         )
         .await
@@ -129,6 +134,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 2,
                 cursor: e1.next_cursor,
                 status: Some(RunStatus::Error),
+                ..RunQuery::default()
             },
         )
         .await
@@ -148,6 +154,7 @@ async fn runs_page_newest_first_with_cursor_and_status() {
                 limit: 100,
                 cursor: None,
                 status: None,
+                ..RunQuery::default()
             },
         )
         .await
@@ -179,6 +186,7 @@ async fn a_run_can_be_replaced_and_its_status_index_follows() {
         limit: 10,
         cursor: None,
         status: Some(RunStatus::Running),
+        ..RunQuery::default()
     };
     assert!(
         store
@@ -192,6 +200,7 @@ async fn a_run_can_be_replaced_and_its_status_index_follows() {
         limit: 10,
         cursor: None,
         status: Some(RunStatus::Success),
+        ..RunQuery::default()
     };
     assert_eq!(
         store.list_runs(acct, Some(wf), success).await.unwrap().runs,

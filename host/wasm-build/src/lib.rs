@@ -40,7 +40,10 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
         .join("wasm");
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!("cargo:rerun-if-changed={}", root.join("plugin-sdk").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("plugin-sdk").display()
+    );
     for source in sources {
         println!("cargo:rerun-if-changed={}", root.join(source).display());
     }
@@ -49,7 +52,13 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for c in components {
         cmd.args(["-p", c.package]);
@@ -71,7 +80,9 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
     ] {
         cmd.env_remove(var);
     }
-    let output = cmd.output().expect("failed to run cargo for the wasm components");
+    let output = cmd
+        .output()
+        .expect("failed to run cargo for the wasm components");
     if !output.status.success() {
         panic!(
             "building wasm components failed (is the target installed? `rustup target add wasm32-wasip2`)\n{}",
@@ -84,10 +95,19 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
         let file = target_dir
             .join("wasm32-wasip2/release")
             .join(format!("{}.wasm", c.package.replace('-', "_")));
-        assert!(file.exists(), "expected component {} at {}", c.package, file.display());
+        assert!(
+            file.exists(),
+            "expected component {} at {}",
+            c.package,
+            file.display()
+        );
         let path = file.display().to_string();
         match emit {
-            Emit::Path => writeln!(code, "/// Path of the `{}` component.\npub const {}: &str = {path:?};", c.package, c.constant),
+            Emit::Path => writeln!(
+                code,
+                "/// Path of the `{}` component.\npub const {}: &str = {path:?};",
+                c.package, c.constant
+            ),
             Emit::Bytes => writeln!(
                 code,
                 "/// Bytes of the `{}` component.\npub const {}: &[u8] = include_bytes!({path:?});",
@@ -103,19 +123,29 @@ pub fn build(components: &[Component], sources: &[&str], emit: Emit) {
 /// Installs the `wasm32-wasip2` standard library through rustup when it is missing, so a fresh machine
 /// needs no set-up step. Without rustup the build below reports the missing target itself.
 fn ensure_target() {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     let Ok(installed) = installed else { return };
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-wasip2")
+    {
         return;
     }
-    let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
     if !status.is_ok_and(|s| s.success()) {
-        println!("cargo:warning=`rustup target add wasm32-wasip2` failed; the wasm build will say why");
+        println!(
+            "cargo:warning=`rustup target add wasm32-wasip2` failed; the wasm build will say why"
+        );
     }
 }
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: call pipecat-wasm-build from build.rs"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: call pipecat-wasm-build from build.rs"))
 }
 
 /// The folder of the `Cargo.toml` holding `[workspace]`, searching upwards.
@@ -126,6 +156,8 @@ fn workspace_root(start: &Path) -> PathBuf {
         if std::fs::read_to_string(&manifest).is_ok_and(|s| s.contains("[workspace]")) {
             return dir.to_path_buf();
         }
-        dir = dir.parent().expect("no workspace Cargo.toml above the crate");
+        dir = dir
+            .parent()
+            .expect("no workspace Cargo.toml above the crate");
     }
 }

@@ -1,26 +1,34 @@
 //! `POST /invoke/{workflow_id}/invoke` (CONTRACT §5): every request-level check, in order, then one run.
 //!
 //! Order: key (`401`, and the per-key rate `429 rate_limited`) → content type (`415`) → body size (`413`)
-//! → JSON (`400 invalid_json` / `missing_input`) → workflow and version (`404`) → a concurrency permit
+//! → JSON (`400 invalid_json` / `missing_input`, and the options: `mode`, `on_disconnect`, `webhook`) →
+//! `Idempotency-Key` (a replay, `409`, `422`) → workflow and version (`404`) → a concurrency permit
 //! (`503 overloaded`, never queued) → the monthly reservation (`429 run_limit_exceeded`). Only a request
-//! that passed all of them counts as a run. The run itself executes in a task of its own, so a client
-//! that disconnects neither cancels it nor loses its record; the record is durable before the answer.
+//! that passed all of them counts as a run ([`accept`], shared with the WebSocket route). The run itself
+//! executes in a task of its own ([`crate::runner`]), so a REST client that disconnects neither cancels it
+//! nor loses its record; the record is durable before the answer. A streamed run (SSE) is cancelled when
+//! its client goes away unless the body says `"on_disconnect": "continue"`.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pipecat_store::{RunRecord, RunStatus, StoreError, WorkflowVersion};
+use pipecat_store::{Account, RunRecord, RunStatus, StoreError, WorkflowVersion};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::auth::AccountAuth;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::idempotency;
 use crate::limits::{month_key, next_month_start, rfc3339};
 use crate::routes::accounts::effective_limit;
+use crate::runner::{self, OnDisconnect, RunRequest};
 use crate::state::AppState;
 
 /// The invoke body.
@@ -31,6 +39,28 @@ pub struct InvokeRequest {
     pub input: Value,
     /// Run this published version instead of the latest.
     pub version: Option<u32>,
+    /// `sync` (default) or `async` (answer `202` at once; poll `GET /v1/runs/{id}`).
+    pub mode: Option<String>,
+    /// For streamed runs: `cancel` (default) or `continue` when the client goes away.
+    pub on_disconnect: Option<String>,
+    /// `{"url": "https://…", "secret"?: "…"}`: POST the final body there, signed (`Pipecat-Signature`).
+    #[schema(value_type = Option<Object>)]
+    pub webhook: Option<Value>,
+}
+
+/// A parsed invoke body (HTTP body or WebSocket message).
+#[derive(Debug, Clone)]
+pub struct InvokeBody {
+    /// The run's input.
+    pub input: Value,
+    /// The requested version.
+    pub version: Option<u32>,
+    /// `"mode": "async"`.
+    pub run_async: bool,
+    /// What a disconnect of a streaming client does.
+    pub on_disconnect: OnDisconnect,
+    /// The raw `webhook` member.
+    pub webhook: Option<Value>,
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -49,10 +79,15 @@ fn is_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Parses the body into `(input, version)`.
-fn parse_body(bytes: &[u8]) -> ApiResult<(Value, Option<u32>)> {
+/// Parses the body.
+fn parse_body(bytes: &[u8]) -> ApiResult<InvokeBody> {
     let body: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidJson(format!("the body is not JSON: {e}")))?;
+    parse_value(body)
+}
+
+/// Parses an invoke object: `input` (required), `version`, `mode`, `on_disconnect`, `webhook`.
+pub fn parse_value(body: Value) -> ApiResult<InvokeBody> {
     let Value::Object(mut obj) = body else {
         return Err(ApiError::MissingInput);
     };
@@ -71,7 +106,34 @@ fn parse_body(bytes: &[u8]) -> ApiResult<(Value, Option<u32>)> {
                 })?,
         ),
     };
-    Ok((input, version))
+    let run_async = match obj.get("mode") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(m)) if m == "sync" => false,
+        Some(Value::String(m)) if m == "async" => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`mode` must be \"sync\" or \"async\"",
+            ));
+        }
+    };
+    let on_disconnect = match obj.get("on_disconnect") {
+        None | Some(Value::Null) => OnDisconnect::default(),
+        Some(v) => v.as_str().and_then(OnDisconnect::parse).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                "`on_disconnect` must be \"cancel\" or \"continue\"",
+            )
+        })?,
+    };
+    let webhook = obj.remove("webhook").filter(|w| !w.is_null());
+    Ok(InvokeBody {
+        input,
+        version,
+        run_async,
+        on_disconnect,
+        webhook,
+    })
 }
 
 async fn published_version(
@@ -104,30 +166,47 @@ async fn published_version(
         })
 }
 
-/// Runs the workflow's latest published version (or `"version": N`) on `input`.
-#[utoipa::path(post, path = "/invoke/{workflow_id}/invoke", tag = "invoke", request_body = InvokeRequest,
-    responses(
-        (status = 200, description = "The run (`status` success, error or cancelled)"),
-        (status = 400, description = "invalid_json / missing_input"), (status = 401, description = "unauthorized"),
-        (status = 404, description = "workflow_not_found"), (status = 413, description = "payload_too_large"),
-        (status = 415, description = "unsupported_media_type"),
-        (status = 429, description = "run_limit_exceeded (limit, used, resets_at, Retry-After) or rate_limited"),
-        (status = 503, description = "overloaded (Retry-After)")))]
-pub async fn invoke(
-    auth: AccountAuth,
-    State(state): State<AppState>,
-    Path(workflow_id): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    if !is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType {
-            expected: "application/json",
-        });
+/// A run that passed every request-level check: what to run, its concurrency permit and its reservation.
+pub struct Accepted {
+    /// The published version to run.
+    pub version: WorkflowVersion,
+    /// Its parsed form.
+    pub workflow: Arc<pipecat_engine::Workflow>,
+    /// The run's concurrency permit (held until the run ends).
+    pub permit: OwnedSemaphorePermit,
+    /// When the run was accepted.
+    pub started_at: OffsetDateTime,
+    /// The account's monthly limit (`None`: unlimited).
+    pub limit: Option<u64>,
+    /// Runs used this month, this one included.
+    pub used: u64,
+    /// Seconds until the monthly counter resets.
+    pub retry_after_secs: u64,
+}
+
+impl Accepted {
+    /// Adds the `RateLimit-*` headers of the monthly limit.
+    pub fn rate_headers(&self, h: &mut HeaderMap) {
+        if let Some(limit) = self.limit {
+            h.insert("ratelimit-limit", HeaderValue::from(limit));
+            h.insert(
+                "ratelimit-remaining",
+                HeaderValue::from(limit.saturating_sub(self.used)),
+            );
+            h.insert("ratelimit-reset", HeaderValue::from(self.retry_after_secs));
+        }
     }
-    let (input, requested) = parse_body(&body?)?;
-    let account = &auth.account;
-    let version = published_version(&state, account.id, &workflow_id, requested).await?;
+}
+
+/// The request-level checks after the body, shared by REST, SSE, WebSocket and async invocations: the
+/// workflow and version (`404`), a concurrency permit (`503`), the monthly reservation (`429`).
+pub async fn accept(
+    state: &AppState,
+    account: &Account,
+    workflow_id: &str,
+    requested: Option<u32>,
+) -> ApiResult<Accepted> {
+    let version = published_version(state, account.id, workflow_id, requested).await?;
     let workflow = state.runtime.workflow(&version).map_err(|problems| {
         ApiError::internal(anyhow::anyhow!(
             "published version does not parse: {problems:?}"
@@ -144,7 +223,7 @@ pub async fn invoke(
     }
 
     let now = OffsetDateTime::now_utc();
-    let limit = effective_limit(&state, account);
+    let limit = effective_limit(state, account);
     let reset = next_month_start(now);
     let retry_after_secs = u64::try_from((reset - now).whole_seconds())
         .unwrap_or(0)
@@ -165,56 +244,159 @@ pub async fn invoke(
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
+    Ok(Accepted {
+        version,
+        workflow,
+        permit,
+        started_at: now,
+        limit,
+        used,
+        retry_after_secs,
+    })
+}
 
-    let run_id = Uuid::now_v7();
-    tracing::Span::current().record("run_id", tracing::field::display(run_id));
-    let task_state = state.clone();
-    let account_id = account.id;
-    let run = state.runs_in_flight.spawn(async move {
-        let _permit = permit;
-        let state = task_state;
-        let tools = state
-            .runtime
-            .tools_for(&state.store, &workflow, &version)
-            .await;
-        let ctx = pipecat_engine::RunContext {
-            run_id,
-            events: None,
-            cancel: None,
-        };
-        let outcome = state
-            .runtime
-            .engine
-            .run(workflow, input.clone(), std::sync::Arc::new(tools), ctx)
-            .await;
-        let record = run_record(account_id, &version, &input, &outcome, now);
-        state.store.put_run(&record).await.map(|()| outcome)
-    });
-    let outcome = match run.await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "recording run {run_id}: {e}"
-            )));
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/event-stream")
+        })
+}
+
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+/// Runs the workflow's latest published version (or `"version": N`) on `input`.
+///
+/// With `Accept: text/event-stream` the answer is the run's events as Server-Sent Events; with
+/// `"mode": "async"` (or `Prefer: respond-async`) it is `202 {"run_id", "status": "running"}` at once; with
+/// `Idempotency-Key` a retry answers the first request's response.
+#[utoipa::path(post, path = "/invoke/{workflow_id}/invoke", tag = "invoke", request_body = InvokeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response (24 h)"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async` for an async run")),
+    responses(
+        (status = 200, description = "The run (`status` success, error or cancelled); with `Accept: text/event-stream`, its events"),
+        (status = 202, description = "Async run accepted: `{\"run_id\", \"status\": \"running\"}`"),
+        (status = 400, description = "invalid_json / missing_input / invalid_request / invalid_webhook / webhook_not_allowed / webhook_not_configured / invalid_idempotency_key"),
+        (status = 401, description = "unauthorized"),
+        (status = 404, description = "workflow_not_found"),
+        (status = 409, description = "idempotency_in_progress"),
+        (status = 413, description = "payload_too_large"),
+        (status = 415, description = "unsupported_media_type"),
+        (status = 422, description = "idempotency_key_reused"),
+        (status = 429, description = "run_limit_exceeded (limit, used, resets_at, Retry-After) or rate_limited"),
+        (status = 503, description = "overloaded (Retry-After)")))]
+pub async fn invoke(
+    auth: AccountAuth,
+    State(state): State<AppState>,
+    Path(workflow_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    let bytes = body?;
+    let request = parse_body(&bytes)?;
+    let stream = wants_event_stream(&headers);
+    let run_async = request.run_async || prefers_async(&headers);
+    if stream && run_async {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "an async run answers 202 at once; follow its events at GET /v1/runs/{run_id}/events",
+        ));
+    }
+    let webhook = request
+        .webhook
+        .as_ref()
+        .map(|w| crate::webhook::parse_target(w, &state.webhooks))
+        .transpose()?;
+    let account_id = auth.account_id();
+    let idem = idempotency::begin(&state, account_id, &headers, &workflow_id, &bytes).await?;
+    if let idempotency::Begin::Replay(entry) = &idem {
+        return crate::routes::stream::replay_response(&state, account_id, entry, stream).await;
+    }
+    let accepted = match accept(&state, &auth.account, &workflow_id, request.version).await {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            idem.release(&state, account_id).await;
+            return Err(e);
         }
+    };
+    let mut rate = HeaderMap::new();
+    accepted.rate_headers(&mut rate);
+    let mut run = RunRequest {
+        account_id,
+        accepted,
+        input: request.input,
+        keep_events: stream || run_async,
+        attached: None,
+        on_disconnect: request.on_disconnect,
+        webhook,
+        idempotency: idem.claim(),
+        record_running: run_async,
+    };
+
+    if stream {
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::live::EVENT_BUFFER);
+        run.attached = Some(tx);
+        let started = runner::start(&state, run).await?;
+        let mut response = crate::routes::stream::sse(&state, started.run_id, rx).into_response();
+        response.headers_mut().extend(rate);
+        return Ok(response);
+    }
+    if run_async {
+        run.idempotency = None;
+        let started = match runner::start(&state, run).await {
+            Ok(started) => started,
+            Err(e) => {
+                idem.release(&state, account_id).await;
+                return Err(e);
+            }
+        };
+        let body = json!({"run_id": started.run_id, "status": "running"});
+        if let Some(claim) = idem.claim() {
+            claim
+                .complete(&state, account_id, 202, Some(started.run_id), &body)
+                .await;
+        }
+        let mut response = (StatusCode::ACCEPTED, ApiJson(body)).into_response();
+        let h = response.headers_mut();
+        h.extend(rate);
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", started.run_id)) {
+            h.insert(header::LOCATION, location);
+        }
+        return Ok(response);
+    }
+
+    let started = runner::start(&state, run).await?;
+    let run_id = started.run_id;
+    let outcome = match started.task.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => return Err(ApiError::internal(e)),
         Err(e) => {
             return Err(ApiError::internal(anyhow::anyhow!(
                 "run {run_id} task failed: {e}"
             )));
         }
     };
-    tracing::info!(%run_id, status = ?outcome.status, duration_ms = outcome.duration_ms, "run finished");
-
     let mut response = ApiJson(outcome.response_body()).into_response();
-    if let Some(limit) = limit {
-        let h = response.headers_mut();
-        h.insert("ratelimit-limit", HeaderValue::from(limit));
-        h.insert(
-            "ratelimit-remaining",
-            HeaderValue::from(limit.saturating_sub(used)),
-        );
-        h.insert("ratelimit-reset", HeaderValue::from(retry_after_secs));
-    }
+    response.headers_mut().extend(rate);
     Ok(response)
 }
 

@@ -1,11 +1,15 @@
 //! The HTTP surface: one module per route group, assembled by [`router`].
 
 pub mod accounts;
+pub mod control;
 pub mod health;
 pub mod invoke;
 pub mod plugins;
 pub mod runs;
+pub mod stats;
+pub mod stream;
 pub mod workflows;
+pub mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -38,7 +42,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workflows/{id}/publish"),
     ("get", "/v1/workflows/{id}/versions"),
     ("get", "/v1/workflows/{id}/runs"),
+    ("get", "/v1/workflows/{id}/stats"),
+    ("get", "/metrics"),
     ("post", "/invoke/{workflow_id}/invoke"),
+    ("get", "/invoke/{workflow_id}/ws"),
+    ("post", "/v1/runs/{run_id}/cancel"),
+    ("get", "/v1/runs/{run_id}/events"),
     ("get", "/v1/runs/{run_id}"),
     ("get", "/v1/runs"),
     ("get", "/openapi.json"),
@@ -91,9 +100,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/v1/workflows/{id}/versions", get(workflows::list_versions))
         .route("/v1/workflows/{id}/runs", get(runs::list_workflow_runs))
+        .route("/v1/workflows/{id}/stats", get(stats::workflow_stats))
+        .route("/metrics", get(stats::metrics))
+        .route("/dashboard", get(crate::dashboard::index))
+        .route("/dashboard/", get(crate::dashboard::index))
+        .route("/dashboard/{file}", get(crate::dashboard::asset))
         .route("/v1/runs", get(runs::list_runs))
         .route("/v1/runs/{run_id}", get(runs::get_run))
         .route("/invoke/{workflow_id}/invoke", post(invoke::invoke))
+        .route("/invoke/{workflow_id}/ws", get(ws::ws))
+        .route("/v1/runs/{run_id}/cancel", post(control::cancel_run))
+        .route("/v1/runs/{run_id}/events", get(stream::run_events))
         .layer(json_limit)
         .merge(
             Router::new()
@@ -109,6 +126,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_http,
+        ))
 }
 
 async fn not_found() -> ApiError {

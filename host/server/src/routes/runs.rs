@@ -20,6 +20,28 @@ pub struct RunsQuery {
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only runs of this published version.
+    pub version: Option<String>,
+    /// Only runs started at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only runs started before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+fn parse_time(raw: Option<&str>, name: &str) -> ApiResult<Option<time::OffsetDateTime>> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_time",
+                    format!(
+                        "`{name}` must be an RFC 3339 time like 2026-12-03T21:00:00Z, got {t:?}"
+                    ),
+                )
+            }),
+    }
 }
 
 impl RunsQuery {
@@ -41,6 +63,17 @@ impl RunsQuery {
             limit: self.limit.unwrap_or(50).clamp(1, 200),
             cursor,
             status,
+            version: match self.version.as_deref() {
+                None | Some("") => None,
+                Some(v) => Some(v.parse::<u32>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_version",
+                        format!("`version` must be a version number, got {v:?}"),
+                    )
+                })?),
+            },
+            since: parse_time(self.since.as_deref(), "since")?,
+            until: parse_time(self.until.as_deref(), "until")?,
         })
     }
 }

@@ -4,10 +4,13 @@
 mod accounts;
 mod codec;
 mod commit;
+mod events;
+mod idempotency;
 mod keys;
 mod open;
 mod plugins;
 mod runs;
+mod stats;
 mod workflows;
 
 use std::collections::BTreeMap;
@@ -24,8 +27,8 @@ use self::codec::SledResultExt;
 use self::commit::GroupCommit;
 pub use self::open::{FORMAT_VERSION, MARKER_FILE};
 use crate::{
-    Account, ApiKey, KeyHash, PluginVersion, RunPage, RunQuery, RunRecord, Store, StoreError,
-    StoreResult, Workflow, WorkflowVersion,
+    Account, ApiKey, IdempotencyEntry, KeyHash, PluginVersion, RetentionPolicy, RunPage, RunQuery,
+    RunRecord, StatsBlob, Store, StoreError, StoreResult, Workflow, WorkflowVersion,
 };
 
 const META: &str = "meta";
@@ -44,6 +47,9 @@ const TREE_NAMES: &[&str] = &[
     "runs",
     "runs_by_workflow",
     "run_counters",
+    "stats",
+    "run_events",
+    "idempotency",
 ];
 
 /// How writes are made durable. Both modes flush before a mutating method returns.
@@ -84,6 +90,12 @@ struct Trees {
     runs_by_workflow: sled::Tree,
     /// account ‖ "YYYY-MM" → u64 count.
     run_counters: sled::Tree,
+    /// account ‖ workflow id → serialized statistics (the server's format).
+    stats: sled::Tree,
+    /// account ‖ run id → the run's events (JSON array).
+    run_events: sled::Tree,
+    /// account ‖ idempotency key → IdempotencyEntry.
+    idempotency: sled::Tree,
 }
 
 impl Trees {
@@ -103,6 +115,9 @@ impl Trees {
             runs: t("runs")?,
             runs_by_workflow: t("runs_by_workflow")?,
             run_counters: t("run_counters")?,
+            stats: t("stats")?,
+            run_events: t("run_events")?,
+            idempotency: t("idempotency")?,
         })
     }
 }
@@ -396,6 +411,23 @@ impl Store for SledStore {
         self.list_runs_sync(account_id, workflow_id, query)
     }
 
+    async fn prune_runs(&self, policy: RetentionPolicy) -> StoreResult<u64> {
+        let n = self.prune_runs_sync(policy)?;
+        if n > 0 {
+            self.durable().await?;
+        }
+        Ok(n)
+    }
+
+    async fn put_stats(&self, blobs: &[StatsBlob]) -> StoreResult<()> {
+        self.put_stats_sync(blobs)?;
+        self.durable().await
+    }
+
+    async fn load_stats(&self) -> StoreResult<Vec<StatsBlob>> {
+        self.load_stats_sync()
+    }
+
     async fn reserve_run(&self, account_id: Uuid, month: &str, limit: u64) -> StoreResult<u64> {
         let used = self.reserve_run_sync(account_id, month, limit)?;
         self.durable().await?;
@@ -404,6 +436,59 @@ impl Store for SledStore {
 
     async fn runs_used(&self, account_id: Uuid, month: &str) -> StoreResult<u64> {
         self.runs_used_sync(account_id, month)
+    }
+
+    async fn put_run_events(
+        &self,
+        account_id: Uuid,
+        run_id: Uuid,
+        events: &[Value],
+    ) -> StoreResult<()> {
+        self.put_run_events_sync(account_id, run_id, events)?;
+        self.durable().await
+    }
+
+    async fn get_run_events(
+        &self,
+        account_id: Uuid,
+        run_id: Uuid,
+    ) -> StoreResult<Option<Vec<Value>>> {
+        self.get_run_events_sync(account_id, run_id)
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        entry: &IdempotencyEntry,
+        expired_before: OffsetDateTime,
+    ) -> StoreResult<Option<IdempotencyEntry>> {
+        let existing = self.claim_idempotency_key_sync(account_id, key, entry, expired_before)?;
+        if existing.is_none() {
+            self.durable().await?;
+        }
+        Ok(existing)
+    }
+
+    async fn put_idempotency_key(
+        &self,
+        account_id: Uuid,
+        key: &str,
+        entry: &IdempotencyEntry,
+    ) -> StoreResult<()> {
+        self.put_idempotency_key_sync(account_id, key, entry)?;
+        self.durable().await
+    }
+
+    async fn delete_idempotency_key(&self, account_id: Uuid, key: &str) -> StoreResult<()> {
+        self.delete_idempotency_key_sync(account_id, key)?;
+        self.durable().await
+    }
+
+    async fn purge_idempotency_keys(&self, expired_before: OffsetDateTime) -> StoreResult<u64> {
+        let removed = self.purge_idempotency_keys_sync(expired_before)?;
+        self.durable().await?;
+        Ok(removed)
     }
 
     async fn flush(&self) -> StoreResult<()> {

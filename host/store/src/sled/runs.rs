@@ -1,6 +1,7 @@
 //! Runs (with a per-workflow index, newest first by UUIDv7 id) and monthly run counters.
 
 use sled::Transactional;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::SledStore;
@@ -16,10 +17,14 @@ impl SledStore {
         value.extend_from_slice(&enc("run", run)?);
         let key = keys::pair(run.account_id, run.run_id);
         let index = keys::triple(run.account_id, run.workflow_id, run.run_id);
+        // Index value: status byte ‖ version (be), so listings filter without reading records.
+        let mut entry = [0u8; 5];
+        entry[0] = status;
+        entry[1..].copy_from_slice(&run.version.to_be_bytes());
         (&self.t.runs, &self.t.runs_by_workflow)
             .transaction(|(runs, by_workflow)| {
                 runs.insert(&key, value.as_slice())?;
-                by_workflow.insert(&index[..], &[status])?;
+                by_workflow.insert(&index[..], &entry[..])?;
                 Ok(())
             })
             .map_err(|e| tx_err("recording a run", e))
@@ -55,35 +60,59 @@ impl SledStore {
             ),
             None => (&self.t.runs, account_id.as_bytes().to_vec()),
         };
-        let iter = match query.cursor {
-            Some(cursor) => {
-                let mut end = prefix.clone();
-                end.extend_from_slice(cursor.as_bytes());
-                tree.range(prefix.clone()..end)
-            }
-            None => tree.scan_prefix(&prefix),
+        // Run ids are UUIDv7: the time range and the cursor are both key ranges.
+        let with = |id: [u8; 16]| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&id);
+            k
         };
+        let start = with(query.since.map_or([0; 16], first_id_at));
+        let mut end = with(query.until.map_or([0xff; 16], first_id_at));
+        if let Some(cursor) = query.cursor {
+            end = end.min(with(*cursor.as_bytes()));
+        }
+        if start >= end {
+            return Ok(RunPage {
+                runs: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let mut runs = Vec::new();
         let mut more = false;
-        for item in iter.rev() {
+        for item in tree.range(start..end).rev() {
             let (k, v) = item.ctx("listing runs")?;
             let status = v.first().copied().and_then(RunStatus::from_byte);
             if query.status.is_some() && status != query.status {
+                continue;
+            }
+            let indexed_version = match (workflow_id, v.get(1..5)) {
+                (Some(_), Some(b)) => b.try_into().ok().map(u32::from_be_bytes),
+                _ => None,
+            };
+            if query
+                .version
+                .is_some_and(|want| indexed_version.is_some_and(|have| have != want))
+            {
                 continue;
             }
             if runs.len() == limit {
                 more = true;
                 break;
             }
-            if workflow_id.is_some() {
+            let run = if workflow_id.is_some() {
                 let run_id = keys::uuid_at(&k, prefix.len())?;
                 // The index and the run are written in one transaction; a miss means a concurrent change.
-                if let Some(run) = self.get_run_sync(account_id, run_id)? {
-                    runs.push(run);
+                match self.get_run_sync(account_id, run_id)? {
+                    Some(run) => run,
+                    None => continue,
                 }
             } else {
-                runs.push(decode_run(&v)?);
+                decode_run(&v)?
+            };
+            if query.version.is_some_and(|want| want != run.version) {
+                continue;
             }
+            runs.push(run);
         }
         let next_cursor = if more {
             runs.last().map(|r: &RunRecord| r.run_id)
@@ -136,6 +165,15 @@ impl SledStore {
 
 fn decode_run(v: &[u8]) -> StoreResult<RunRecord> {
     dec("run", v.get(1..).unwrap_or_default())
+}
+
+/// The smallest UUIDv7 of a millisecond: the 48-bit Unix time in milliseconds, then zeros.
+pub(super) fn first_id_at(at: OffsetDateTime) -> [u8; 16] {
+    let ms = (at.unix_timestamp_nanos() / 1_000_000).clamp(0, (1 << 48) - 1);
+    let ms = u64::try_from(ms).unwrap_or(0);
+    let mut id = [0u8; 16];
+    id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    id
 }
 
 fn read_u64(bytes: &[u8]) -> u64 {
