@@ -73,8 +73,11 @@ pub(crate) struct HttpClient {
 
 impl HttpClient {
     pub(crate) fn new(provider: &str, policy: HttpPolicy) -> Self {
+        // No redirects: a provider API never needs one, and reqwest keeps headers such as Anthropic's
+        // `x-api-key` on a redirect to another host.
         let client = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         HttpClient {

@@ -179,6 +179,8 @@ async fn attempt(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(config.timeout_ms.max(1)))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would connect on our behalf to whatever the name resolves to there.
+        .no_proxy()
         .resolve(&host, addr)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

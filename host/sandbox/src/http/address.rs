@@ -13,7 +13,7 @@ pub(crate) struct ForbiddenAddress {
 }
 
 /// True for loopback, private, link-local, CGNAT, unspecified, broadcast, multicast and reserved addresses,
-/// and for IPv6 addresses that embed such an IPv4 address (mapped, compatible, NAT64).
+/// and for IPv6 addresses that embed such an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo).
 pub fn is_internal_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),
@@ -41,15 +41,22 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_internal_v4(v4);
     }
-    // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96) embed an IPv4 address.
-    let embedded = Ipv4Addr::new(
-        (segments[6] >> 8) as u8,
-        segments[6] as u8,
-        (segments[7] >> 8) as u8,
-        segments[7] as u8,
-    );
-    if segments[..6] == [0; 6] || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return ip.is_loopback() || ip.is_unspecified() || is_internal_v4(embedded);
+    let v4_at = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // IPv4-compatible (::a.b.c.d, deprecated), NAT64 well-known (64:ff9b::/96) and local-use
+    // (64:ff9b:1::/48) prefixes carry an IPv4 address in their last 32 bits.
+    if segments[..6] == [0; 6]
+        || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+        || segments[..3] == [0x64, 0xff9b, 1]
+    {
+        return ip.is_loopback() || ip.is_unspecified() || is_internal_v4(v4_at(segments[6], segments[7]));
+    }
+    // 6to4 (2002::/16) carries the IPv4 address right after the prefix.
+    if segments[0] == 0x2002 && is_internal_v4(v4_at(segments[1], segments[2])) {
+        return true;
+    }
+    // Teredo (2001::/32) carries the client's IPv4 address inverted in its last 32 bits.
+    if segments[..2] == [0x2001, 0] && is_internal_v4(v4_at(!segments[6], !segments[7])) {
+        return true;
     }
     ip.is_loopback()
         || ip.is_unspecified()
@@ -57,6 +64,8 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
         || (segments[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local
         || (segments[0] & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated)
+        || segments[..2] == [0x2001, 0xdb8] // 2001:db8::/32 documentation
+        || segments[..3] == [0x100, 0, 0] // 100::/64 discard-only
 }
 
 /// Resolves with the system resolver, then drops internal addresses; fails when none is left.
@@ -117,6 +126,12 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "::7f00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+            "2001:db8::1",
+            "100::1",
         ] {
             assert!(
                 is_internal_address(ip.parse().expect("valid ip")),
@@ -130,6 +145,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "2002:808:808::1",
+            "64:ff9b:1::808:808",
         ] {
             assert!(
                 !is_internal_address(ip.parse().expect("valid ip")),
