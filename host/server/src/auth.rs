@@ -1,9 +1,10 @@
 //! Authentication extractors: [`AccountAuth`] for account routes, [`AdminAuth`] for admin routes.
 //!
-//! Missing, malformed, unknown and revoked keys all get the same `401` body. The admin key works on admin
-//! routes only; account keys never do.
+//! Missing, malformed, unknown and revoked keys, and a request with several `X-API-Key` headers, all get
+//! the same `401` body. The admin key works on admin routes only; account keys never do.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use pipecat_store::{Account, KeyHash};
 use uuid::Uuid;
@@ -31,13 +32,16 @@ impl AccountAuth {
     }
 }
 
-fn presented_key(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(API_KEY_HEADER)?
-        .to_str()
-        .ok()
-        .map(str::trim)
+/// The key a request presents in `X-API-Key`, or `None`: no header, a value that is not visible ASCII, or
+/// the header more than once (ambiguous: the server never picks one of several keys). The key is only
+/// ever read from this header: query strings, cookies and `Authorization` are ignored.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok().map(str::trim)
 }
 
 /// Resolves an account key, or `None` for any kind of bad key.
@@ -74,7 +78,7 @@ impl FromRequestParts<AppState> for AccountAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
+        let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let auth = account_for_key(state, key)
             .await?
             .ok_or(ApiError::Unauthorized)?;
@@ -101,7 +105,7 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match presented_key(parts) {
+        match presented_key(&parts.headers) {
             Some(key) if is_admin_key(state, key) => Ok(AdminAuth),
             _ => Err(ApiError::Unauthorized),
         }
@@ -121,7 +125,7 @@ impl FromRequestParts<AppState> for AnyAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = presented_key(parts).ok_or(ApiError::Unauthorized)?;
+        let key = presented_key(&parts.headers).ok_or(ApiError::Unauthorized)?;
         if is_admin_key(state, key) {
             return Ok(AnyAuth::Admin);
         }

@@ -4,11 +4,11 @@
 //! the same API as any client (`/v1/workflows`, `/v1/workflows/{id}/runs`, `/v1/workflows/{id}/stats`,
 //! `/v1/runs/{id}`). The files themselves need no key.
 
-use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::routes::PathParam;
 
 /// `(name, content type, bytes)` of every file.
 const FILES: &[(&str, &str, &str)] = &[
@@ -58,6 +58,6 @@ pub async fn index() -> Response {
 }
 
 /// `GET /dashboard/{file}`: a script or style sheet.
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub async fn asset(PathParam(name): PathParam) -> Response {
     file(&name)
 }

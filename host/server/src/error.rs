@@ -4,9 +4,13 @@
 //! span and answered with a generic message: their details never reach the wire.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// One problem of an invalid document (`422 invalid_workflow` details).
@@ -253,10 +257,56 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
-/// A JSON body extractor whose rejections are [`ApiError`]s (`415`, `400 invalid_json`, `413`).
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// A JSON body extractor whose rejections are [`ApiError`]s: `415 unsupported_media_type` unless the
+/// content type is JSON, `413 payload_too_large` over the route's body limit, `400 nesting_too_deep` past
+/// [`MAX_JSON_DEPTH`], `400 invalid_json` for bad syntax and `400 invalid_request` for the wrong shape.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType {
+                expected: "application/json",
+            });
+        }
+        let bytes = Bytes::from_request(req, state).await?;
+        if nests_deeper_than(&bytes, MAX_JSON_DEPTH) {
+            return Err(nesting_too_deep());
+        }
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// A query-string extractor whose rejection is `400 invalid_query` (a JSON body like every other error).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Query(value) = Query::<T>::try_from_uri(&parts.uri)?;
+        Ok(ApiQuery(value))
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -266,3 +316,85 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Deepest nesting of arrays and objects a JSON body may have. Records keep a body inside a few more
+/// levels of their own, and the store's JSON decoder (like any serde_json reader) stops at 128: a body
+/// nested near that limit would be accepted once and then never be readable again.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The `400 nesting_too_deep` answer.
+pub fn nesting_too_deep() -> ApiError {
+    ApiError::bad_request(
+        "nesting_too_deep",
+        format!("the JSON nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"),
+    )
+}
+
+/// Whether JSON text (valid or not) opens more than `max` arrays and objects at once. A single pass over
+/// the bytes that skips strings, so it costs nothing next to parsing and never recurses.
+pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The nesting depth of a JSON value (a scalar is 0), without recursion.
+pub fn value_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(depth + 1);
+                stack.extend(items.iter().map(|x| (x, depth + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(depth + 1);
+                stack.extend(map.values().map(|x| (x, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Whether the request's `Content-Type` is JSON (`application/json` or `application/*+json`).
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}

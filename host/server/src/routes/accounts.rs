@@ -1,6 +1,6 @@
 //! Admin routes: accounts, plans and API keys (CONTRACT §2).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use pipecat_store::{Account, ApiKey, KeyHash};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::auth::{AdminAuth, AnyAuth};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::limits::{month_key, rfc3339};
-use crate::routes::parse_id;
+use crate::routes::{PathParam, parse_id};
 use crate::{keys, state::AppState};
 
 /// `POST /v1/accounts` body.
@@ -172,7 +172,7 @@ pub async fn list_accounts(
 pub async fn get_account(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let account = load_account(&state, &id).await?;
     Ok(ApiJson(account_view(&state, &account).await?))
@@ -184,7 +184,7 @@ pub async fn get_account(
 pub async fn patch_account(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     ApiJson(body): ApiJson<PatchAccount>,
 ) -> ApiResult<ApiJson<Value>> {
     let mut account = load_account(&state, &id).await?;
@@ -230,7 +230,7 @@ fn key_view(key: &ApiKey) -> Value {
 pub async fn create_key(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let account = load_account(&state, &id).await?;
@@ -277,7 +277,7 @@ pub async fn issue_key(
 pub async fn list_keys(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let account = load_account(&state, &id).await?;
     let keys = state
@@ -295,7 +295,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     auth: AnyAuth,
     State(state): State<AppState>,
-    Path(key_id): Path<String>,
+    PathParam(key_id): PathParam,
 ) -> ApiResult<StatusCode> {
     let not_found = || ApiError::not_found("key_not_found", "key not found");
     let key_id = parse_id(&key_id, "key_not_found")?;

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use pipecat_store::RunStatus;
 use serde_json::{Value, json};
 
 use crate::auth::AccountAuth;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::parse_id;
 use crate::routes::runs::run_view;
+use crate::routes::{PathParam, parse_id};
 use crate::state::AppState;
 
 /// How long a cancel request waits for the run's final record.
@@ -25,7 +25,7 @@ const WAIT_FOR_RECORD: Duration = Duration::from_secs(10);
 pub async fn cancel_run(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(run_id): Path<String>,
+    PathParam(run_id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let run_id = parse_id(&run_id, "run_not_found")?;
     let account_id = auth.account_id();

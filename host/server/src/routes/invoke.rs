@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pipecat_store::{Account, RunRecord, RunStatus, StoreError, WorkflowVersion};
@@ -24,9 +24,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use crate::auth::AccountAuth;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{
+    ApiError, ApiJson, ApiResult, MAX_JSON_DEPTH, is_json_content_type, nesting_too_deep,
+    nests_deeper_than, value_depth,
+};
 use crate::idempotency;
 use crate::limits::{month_key, next_month_start, rfc3339};
+use crate::routes::PathParam;
 use crate::routes::accounts::effective_limit;
 use crate::runner::{self, OnDisconnect, RunRequest};
 use crate::state::AppState;
@@ -63,24 +67,11 @@ pub struct InvokeBody {
     pub webhook: Option<Value>,
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
-/// Parses the body.
+/// Parses the body (`400 nesting_too_deep` before parsing anything nested past the limit).
 fn parse_body(bytes: &[u8]) -> ApiResult<InvokeBody> {
+    if nests_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return Err(nesting_too_deep());
+    }
     let body: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidJson(format!("the body is not JSON: {e}")))?;
     parse_value(body)
@@ -88,6 +79,10 @@ fn parse_body(bytes: &[u8]) -> ApiResult<InvokeBody> {
 
 /// Parses an invoke object: `input` (required), `version`, `mode`, `on_disconnect`, `webhook`.
 pub fn parse_value(body: Value) -> ApiResult<InvokeBody> {
+    // The run record keeps the input a few levels down; past the limit it could not be read back.
+    if value_depth(&body) > MAX_JSON_DEPTH {
+        return Err(nesting_too_deep());
+    }
     let Value::Object(mut obj) = body else {
         return Err(ApiError::MissingInput);
     };
@@ -302,11 +297,11 @@ fn prefers_async(headers: &HeaderMap) -> bool {
 pub async fn invoke(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(workflow_id): Path<String>,
+    PathParam(workflow_id): PathParam,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    if !is_json(&headers) {
+    if !is_json_content_type(&headers) {
         return Err(ApiError::UnsupportedMediaType {
             expected: "application/json",
         });

@@ -12,7 +12,11 @@ pub mod workflows;
 pub mod ws;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::handler::Handler as _;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use uuid::Uuid;
 
@@ -63,6 +67,38 @@ pub fn parse_id(raw: &str, code: &'static str) -> Result<Uuid, ApiError> {
     })
 }
 
+/// The one path parameter of a route, as text. A parameter that does not percent-decode to UTF-8 (`%FF`)
+/// becomes the empty string, which names no object: it is answered like any other missing one, with the
+/// route's own `404` code, instead of axum's plain-text `400`.
+#[derive(Debug, Clone)]
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PathParam(
+            Path::<String>::from_request_parts(parts, state)
+                .await
+                .map(|Path(p)| p)
+                .unwrap_or_default(),
+        ))
+    }
+}
+
+/// `GET /invoke/{workflow_id}/ws`: a workflow id that does not even decode is a missing workflow (`404`),
+/// as on the REST route; everything else is [`ws::ws`].
+async fn ws_route(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    req: Request,
+) -> Response {
+    if id.is_err() {
+        return ApiError::workflow_not_found().into_response();
+    }
+    ws::ws.call(req, state).await
+}
+
 /// The routes, without the outer middleware (see [`crate::app`]).
 pub fn router(state: &AppState) -> Router<AppState> {
     let json_limit = DefaultBodyLimit::max(state.limits.max_body_bytes);
@@ -108,7 +144,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/runs", get(runs::list_runs))
         .route("/v1/runs/{run_id}", get(runs::get_run))
         .route("/invoke/{workflow_id}/invoke", post(invoke::invoke))
-        .route("/invoke/{workflow_id}/ws", get(ws::ws))
+        .route("/invoke/{workflow_id}/ws", get(ws_route))
         .route("/v1/runs/{run_id}/cancel", post(control::cancel_run))
         .route("/v1/runs/{run_id}/events", get(stream::run_events))
         .layer(json_limit)

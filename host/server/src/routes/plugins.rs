@@ -1,7 +1,7 @@
 //! Plugin routes (CONTRACT §3): upload a component as a new version, list, inspect, delete.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use pipecat_sandbox::LoadError;
@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::auth::AccountAuth;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::limits::rfc3339;
+use crate::routes::PathParam;
 use crate::state::AppState;
 
 /// Query of an upload.
@@ -29,6 +30,12 @@ pub fn valid_plugin_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `404 plugin_not_found`, also for a name no plugin can have (`a\0b`, `../x`, `%FF`): such a name never
+/// reaches the store, which refuses some of them (NUL) as invalid input.
+fn plugin_not_found() -> ApiError {
+    ApiError::not_found("plugin_not_found", "plugin not found")
 }
 
 fn version_view(v: &PluginVersion) -> Value {
@@ -70,7 +77,7 @@ pub fn load_error(err: &LoadError) -> ApiError {
 pub async fn upload_plugin(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Query(query): Query<UploadQuery>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<impl IntoResponse> {
@@ -150,16 +157,17 @@ pub async fn list_plugins(
 pub async fn get_plugin(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
+    if !valid_plugin_name(&name) {
+        return Err(plugin_not_found());
+    }
     let versions = state
         .store
         .list_plugin_versions(auth.account_id(), &name)
         .await
         .map_err(ApiError::internal)?;
-    let latest = versions
-        .last()
-        .ok_or_else(|| ApiError::not_found("plugin_not_found", "plugin not found"))?;
+    let latest = versions.last().ok_or_else(plugin_not_found)?;
     Ok(ApiJson(json!({
         "name": latest.name,
         "id": latest.id,
@@ -176,15 +184,18 @@ pub async fn get_plugin(
 pub async fn delete_plugin(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> ApiResult<StatusCode> {
+    if !valid_plugin_name(&name) {
+        return Err(plugin_not_found());
+    }
     let deleted = state
         .store
         .delete_plugin(auth.account_id(), &name)
         .await
         .map_err(ApiError::internal)?;
     if deleted == 0 {
-        return Err(ApiError::not_found("plugin_not_found", "plugin not found"));
+        return Err(plugin_not_found());
     }
     Ok(StatusCode::NO_CONTENT)
 }

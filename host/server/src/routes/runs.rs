@@ -1,14 +1,14 @@
 //! Run history (CONTRACT §7): one run, and a workflow's runs newest first, paginated.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use pipecat_store::{RunQuery, RunRecord, RunStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::AccountAuth;
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::parse_id;
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::routes::{PathParam, parse_id};
 use crate::state::AppState;
 
 /// Query of a run listing.
@@ -97,7 +97,7 @@ pub fn run_view(run: &RunRecord) -> Value {
 pub async fn get_run(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(run_id): Path<String>,
+    PathParam(run_id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let run_id = parse_id(&run_id, "run_not_found")?;
     let run = state
@@ -132,8 +132,8 @@ async fn page(
 pub async fn list_workflow_runs(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<RunsQuery>,
+    PathParam(id): PathParam,
+    ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
     let id = parse_id(&id, "workflow_not_found")?;
     if state
@@ -156,7 +156,7 @@ pub async fn list_workflow_runs(
 pub async fn list_runs(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Query(query): Query<RunsQuery>,
+    ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
     Ok(ApiJson(
         page(&state, auth.account_id(), None, &query).await?,

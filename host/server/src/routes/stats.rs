@@ -1,14 +1,14 @@
 //! `GET /v1/workflows/{id}/stats` (aggregates, never a scan of runs) and `GET /metrics` (Prometheus).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{API_KEY_HEADER, AccountAuth, is_admin_key};
-use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::routes::parse_id;
+use crate::auth::{AccountAuth, is_admin_key, presented_key};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
+use crate::routes::{PathParam, parse_id};
 use crate::state::AppState;
 use crate::stats::query::Window;
 
@@ -28,8 +28,8 @@ pub struct StatsQuery {
 pub async fn workflow_stats(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<StatsQuery>,
+    PathParam(id): PathParam,
+    ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
     let id = parse_id(&id, "workflow_not_found")?;
     let window = match query.window.as_deref() {
@@ -62,11 +62,7 @@ pub async fn workflow_stats(
     responses((status = 200, description = "Prometheus text format 0.0.4"), (status = 401, description = "unauthorized")))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if state.monitor.config.metrics_require_key {
-        let key = headers
-            .get(API_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .unwrap_or("");
+        let key = presented_key(&headers).unwrap_or("");
         if !is_admin_key(&state, key) {
             return Err(ApiError::Unauthorized);
         }

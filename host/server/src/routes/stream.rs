@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,10 +21,10 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::AccountAuth;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
 use crate::idempotency::REPLAYED_HEADER;
 use crate::live::{event_type, ping_event, replay};
-use crate::routes::parse_id;
+use crate::routes::{PathParam, parse_id};
 use crate::state::AppState;
 
 fn to_sse(event: &Value) -> SseEvent {
@@ -131,8 +131,8 @@ fn after_seq(query: &EventsQuery, headers: &HeaderMap) -> ApiResult<u64> {
 pub async fn run_events(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(run_id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    PathParam(run_id): PathParam,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let run_id = parse_id(&run_id, "run_not_found")?;

@@ -1,6 +1,6 @@
 //! Workflow routes (CONTRACT §4): drafts, publishing immutable versions, listing versions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use pipecat_store::{Workflow, WorkflowVersion};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::auth::AccountAuth;
 use crate::error::{ApiError, ApiJson, ApiResult, Problem};
 use crate::limits::rfc3339;
-use crate::routes::parse_id;
+use crate::routes::{PathParam, parse_id};
 use crate::state::AppState;
 
 /// The JSON view of a workflow.
@@ -114,7 +114,7 @@ pub async fn list_workflows(
 pub async fn get_workflow(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     Ok(ApiJson(workflow_view(&load(&state, &auth, &id).await?)))
 }
@@ -125,7 +125,7 @@ pub async fn get_workflow(
 pub async fn replace_workflow(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     ApiJson(doc): ApiJson<Value>,
 ) -> ApiResult<ApiJson<Value>> {
     let id = parse_id(&id, "workflow_not_found")?;
@@ -145,7 +145,7 @@ pub async fn replace_workflow(
 pub async fn delete_workflow(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id, "workflow_not_found")?;
     if !state
@@ -167,7 +167,7 @@ pub async fn delete_workflow(
 pub async fn publish_workflow(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let workflow = load(&state, &auth, &id).await?;
     let pins = state
@@ -214,7 +214,7 @@ pub async fn publish_workflow(
 pub async fn list_versions(
     auth: AccountAuth,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> ApiResult<ApiJson<Value>> {
     let workflow = load(&state, &auth, &id).await?;
     let versions = state
