@@ -41,14 +41,17 @@ fn is_internal_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_internal_v4(v4);
     }
-    let v4_at = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let v4_at =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     // IPv4-compatible (::a.b.c.d, deprecated), NAT64 well-known (64:ff9b::/96) and local-use
     // (64:ff9b:1::/48) prefixes carry an IPv4 address in their last 32 bits.
     if segments[..6] == [0; 6]
         || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
         || segments[..3] == [0x64, 0xff9b, 1]
     {
-        return ip.is_loopback() || ip.is_unspecified() || is_internal_v4(v4_at(segments[6], segments[7]));
+        return ip.is_loopback()
+            || ip.is_unspecified()
+            || is_internal_v4(v4_at(segments[6], segments[7]));
     }
     // 6to4 (2002::/16) carries the IPv4 address right after the prefix.
     if segments[0] == 0x2002 && is_internal_v4(v4_at(segments[1], segments[2])) {
