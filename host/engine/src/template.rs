@@ -75,7 +75,7 @@ impl Templates {
     pub fn add_value(&mut self, name: &str, source: &str) -> Result<(), String> {
         match single_expression(source) {
             Some(expr) => {
-                self.env.compile_expression(expr).map_err(describe)?;
+                check_expression(&self.env, expr)?;
                 self.env
                     .add_template_owned(name.to_string(), format!("{{{{ ({expr}) | tojson }}}}"))
                     .map_err(describe)?;
@@ -88,7 +88,7 @@ impl Templates {
 
     /// Compiles a condition expression under `name`.
     pub fn add_condition(&mut self, name: &str, expr: &str) -> Result<(), String> {
-        self.env.compile_expression(expr).map_err(describe)?;
+        check_expression(&self.env, expr)?;
         self.env
             .add_template_owned(
                 name.to_string(),
@@ -189,6 +189,16 @@ fn single_expression(source: &str) -> Option<&str> {
     }
     let inner = inner.trim_start_matches('-').trim_end_matches('-');
     Some(inner.trim())
+}
+
+/// Compiles `expr` as one expression. minijinja's expression lexer panics ("empty lexer stack") on `}}`
+/// followed by more text (found by fuzzing, fuzz/corpus/template/regression-empty-lexer-stack), so `}}` is rejected first, as
+/// [`single_expression`] does for value templates.
+fn check_expression(env: &Environment<'static>, expr: &str) -> Result<(), String> {
+    if expr.contains("}}") {
+        return Err("syntax error: unexpected `}}` in an expression".to_string());
+    }
+    env.compile_expression(expr).map(drop).map_err(describe)
 }
 
 fn fromjson(text: &str) -> Result<Value, Error> {

@@ -119,6 +119,29 @@ fn templates_schemas_and_references_are_compiled() {
 }
 
 #[test]
+fn condition_with_closing_braces_is_a_problem_not_a_panic() {
+    // minijinja's expression lexer panicked on `}}` followed by more text (found by fuzz/ `workflow`).
+    let doc = json!({
+        "name": "braces",
+        "nodes": [
+            {"id": "c", "type": "condition"},
+            {"id": "x", "type": "template", "template": "x"},
+            {"id": "y", "type": "template", "template": "y"}
+        ],
+        "edges": [
+            {"from": "c", "to": "x", "condition": "input }}12"},
+            {"from": "c", "to": "y", "default": true}
+        ],
+        "output": "x"
+    });
+    let problems = parse(&doc).expect_err("invalid");
+    assert!(
+        has(&problems, "edges[0].condition", "invalid_condition"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
 fn missing_fields_and_unknown_output() {
     let doc = json!({"nodes": [{"id": "a", "type": "template"}], "output": "b"});
     let problems = parse(&doc).expect_err("invalid");
