@@ -51,8 +51,12 @@ fn pooling_config(sandbox: &SandboxConfig) -> PoolingAllocationConfig {
         .total_stacks(instances)
         .total_gc_heaps(instances)
         .max_memory_size(sandbox.max_memory_bytes)
-        // Keep the first pages of a slot resident: reusing a slot then costs a memset, not page faults.
-        .linear_memory_keep_resident(1 << 20)
+        // Keep the first 4 MiB of a slot resident: reusing a slot then costs a memset of what the guest
+        // used, not page faults and an `madvise` (which, with calls on other threads, sends TLB-shootdown
+        // IPIs to every core). A Rust plugin touches a little over 1 MiB (its 1 MiB stack plus heap): with
+        // 1 MiB kept, 2 threads made 24,000 calls/s; with 4 MiB, 65,800 (docs/benchmarks.md). The cost is
+        // up to 4 MiB resident per slot that has been used, i.e. per concurrent call at peak.
+        .linear_memory_keep_resident(4 << 20)
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(64 << 10);
     pool
