@@ -161,6 +161,17 @@ pub struct LimitsConfig {
     pub tool_output_bytes: Option<u64>,
     /// Deadline for compiling an uploaded plugin, in seconds.
     pub compile_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's complete head (request line and headers), also while a
+    /// kept-alive connection waits for its next request; slower clients are disconnected. `0` disables it.
+    pub header_read_timeout_secs: u64,
+    /// WebSocket: seconds one message to the client may take to go out; a client that does not read
+    /// for that long is disconnected (its runs are then handled as for any dropped connection).
+    pub ws_send_timeout_secs: u64,
+    /// WebSocket: messages a second one connection may send (token bucket); past it the connection is
+    /// closed with code 1008. `0` disables the limit.
+    pub ws_messages_per_second: f64,
+    /// WebSocket: burst size of the per-connection message bucket.
+    pub ws_message_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -178,6 +189,10 @@ impl Default for LimitsConfig {
             tool_timeout_ms: None,
             tool_output_bytes: None,
             compile_timeout_secs: None,
+            header_read_timeout_secs: 30,
+            ws_send_timeout_secs: 30,
+            ws_messages_per_second: 100.0,
+            ws_message_burst: 200,
         }
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use axum::serve::ListenerExt as _;
 use pipecat_sandbox::{Limits, Sandbox, SandboxConfig};
 use pipecat_store::{DynStore, KeyHash, SledStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -102,6 +103,7 @@ pub async fn start(config: &ServeConfig) -> anyhow::Result<RunningServer> {
 pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    check_writable(&config.data_dir)?;
     let dir = config.data_dir.clone();
     let store: DynStore = Arc::new(
         tokio::task::spawn_blocking(move || SledStore::open(&dir))
@@ -170,6 +172,19 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
     })
 }
 
+/// Refuses a data directory the server could not write to (read-only file system or permissions), with a
+/// message naming it, before the store is opened: a server that cannot store runs must not start.
+fn check_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(".pipecat-write-probe");
+    let result = std::fs::write(&probe, b"probe").and_then(|()| std::fs::remove_file(&probe));
+    result.with_context(|| {
+        format!(
+            "the data directory {} is not writable (pipecat needs a writable --data-dir)",
+            dir.display()
+        )
+    })
+}
+
 fn tool_limits(limits: &LimitsConfig) -> Limits {
     let mut l = Limits::default();
     if let Some(fuel) = limits.tool_fuel {
@@ -212,21 +227,22 @@ async fn admin_key(
 async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let grace = Duration::from_secs(state.limits.shutdown_grace_secs);
-    // Small JSON answers must not wait for Nagle's algorithm and the client's delayed ACK (≈40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, app(state.clone()).into_make_service())
-        .with_graceful_shutdown(token.clone().cancelled_owned());
-    let stop_waiting = async {
-        token.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => result.context("serving HTTP")?,
-        () = stop_waiting => tracing::warn!("connections still open after the grace period; closing them"),
+    let connections = TaskTracker::new();
+    let accepting = accept_loop(
+        listener,
+        app(state.clone()),
+        token.clone(),
+        header_read_timeout(&state.limits),
+        connections.clone(),
+    );
+    accepting.await;
+    // Stopped accepting (the listener is closed); let open connections finish their requests.
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
     }
     state.runs_in_flight.close();
     if tokio::time::timeout(grace, state.runs_in_flight.wait())
@@ -235,10 +251,83 @@ async fn run(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     {
         tracing::warn!("runs still in flight after the grace period");
     }
+    // WebSockets close themselves (1001) once their runs are done; wait for the close frames to go out.
+    state.ws_connections.close();
+    if tokio::time::timeout(grace, state.ws_connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("WebSockets still open after the grace period");
+    }
     state.monitor.close().await;
     state.store.flush().await.context("flushing the store")?;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// `[limits] header_read_timeout_secs` (`0` disables it).
+fn header_read_timeout(limits: &LimitsConfig) -> Option<Duration> {
+    (limits.header_read_timeout_secs > 0)
+        .then(|| Duration::from_secs(limits.header_read_timeout_secs))
+}
+
+/// Accepts connections until `token` fires, serving each as HTTP/1.1 (with upgrades, for WebSockets) on its
+/// own task tracked by `connections`. A client must send a request's complete head within
+/// `header_timeout` (also while a kept-alive connection waits for its next request), so slow-header
+/// clients (slowloris) cannot hold connections open. On shutdown each connection finishes the request it
+/// is serving and then closes.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    token: CancellationToken,
+    header_timeout: Option<Duration>,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = token.cancelled() => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _peer)) => tcp,
+            Err(err) => {
+                // Per-connection errors (reset before accept) are harmless; running out of file
+                // descriptors is not, but retrying in a moment beats spinning or exiting.
+                tracing::warn!(%err, "accepting a connection failed");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    () = token.cancelled() => break,
+                }
+            }
+        };
+        // Small JSON answers must not wait for Nagle's algorithm and the client's delayed ACK (≈40 ms).
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let token = token.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = token.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
 }
 
 /// `pipecat serve`: starts the server, prints its address (and a generated admin key, and the demo key with

@@ -39,6 +39,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Tracks runs in flight so shutdown can drain them.
     pub runs_in_flight: TaskTracker,
+    /// Tracks open WebSocket connections so shutdown waits for their close frames.
+    pub ws_connections: TaskTracker,
     /// The runs executing now (cancel tokens, event logs).
     pub live: LiveRuns,
     /// `[streaming]`: pings and WebSocket limits.
@@ -71,6 +73,7 @@ impl AppState {
             run_slots,
             shutdown: CancellationToken::new(),
             runs_in_flight: TaskTracker::new(),
+            ws_connections: TaskTracker::new(),
             live: LiveRuns::default(),
             streaming: StreamingConfig::default(),
             webhooks: WebhookConfig::default(),

@@ -16,8 +16,13 @@
 //! # Close codes
 //! 1000 the client closed; 1001 the server is shutting down (after the runs in flight on the connection
 //! finish); 1008 bad or missing key, or no `auth` message in time; 1009 a message over
-//! `[streaming] ws_max_message_bytes`; 4408 idle: no message for `ws_idle_timeout_secs` while no run was in
-//! flight.
+//! `[streaming] ws_max_message_bytes`, or more messages than `[limits] ws_messages_per_second` (bursts of
+//! `ws_message_burst`) allow; 4408 idle: no message for `ws_idle_timeout_secs` while no run was in flight.
+//!
+//! # Backpressure
+//! Every message to the client must go out within `[limits] ws_send_timeout_secs`. A client that stops
+//! reading (its TCP window full) is disconnected without a close frame (there is no room for one), and its
+//! runs are handled as for any dropped connection, so it cannot hold runs, concurrency slots or buffers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,16 +95,32 @@ pub async fn ws(
         Err(e) => return e.into_response(),
     };
     let max = state.streaming.ws_max_message_bytes.max(1);
+    let tracker = state.ws_connections.clone();
     upgrade
         .max_message_size(max.saturating_mul(2).max(max + 65_536))
-        .on_upgrade(move |socket| connection(state, workflow_id, presented, socket))
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection(state, workflow_id, presented, socket))
+        })
 }
 
-async fn send(socket: &mut WebSocket, value: &Value) -> bool {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .is_ok()
+/// How long one message to the client may take to go out (`[limits] ws_send_timeout_secs`).
+fn send_timeout(state: &AppState) -> Duration {
+    Duration::from_secs(state.limits.ws_send_timeout_secs.max(1))
+}
+
+/// Sends one message; `false` when the client is gone or did not take it within `within`.
+async fn send_message(socket: &mut WebSocket, message: Message, within: Duration) -> bool {
+    match tokio::time::timeout(within, socket.send(message)).await {
+        Ok(result) => result.is_ok(),
+        Err(_) => {
+            tracing::info!("WebSocket client not reading: disconnecting it");
+            false
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, value: &Value, within: Duration) -> bool {
+    send_message(socket, Message::Text(value.to_string().into()), within).await
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -107,7 +128,63 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    // A client that does not read gets no close frame: never wait long for it.
+    let sent = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    // The closing handshake: read (and drop) what the client still sends until its close frame, briefly.
+    // Closing the TCP connection with unread data would reset it, and the client would lose the close
+    // frame (e.g. a flooding client would see 1006 instead of 1008).
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The per-connection message bucket (`[limits] ws_messages_per_second`, `ws_message_burst`).
+struct MessageBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl MessageBucket {
+    fn new(state: &AppState) -> Self {
+        let burst = f64::from(state.limits.ws_message_burst.max(1));
+        Self {
+            rate: state.limits.ws_messages_per_second,
+            burst,
+            tokens: burst,
+            updated: Instant::now(),
+        }
+    }
+
+    /// Takes one token; `false` when the connection is over its message rate.
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 || !self.rate.is_finite() {
+            return true;
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn too_big(e: &axum::Error) -> bool {
@@ -192,6 +269,7 @@ async fn connection(
     if !send(
         &mut socket,
         &json!({"type": "ready", "workflow_id": workflow_id}),
+        send_timeout(&state),
     )
     .await
     {
@@ -223,12 +301,18 @@ impl Connection {
         let idle = Duration::from_secs(self.state.streaming.ws_idle_timeout_secs.max(1));
         let max = self.state.streaming.ws_max_message_bytes;
         let shutdown = self.state.shutdown.clone();
+        let within = send_timeout(&self.state);
+        let mut bucket = MessageBucket::new(&self.state);
         let mut last_heard = Instant::now();
         let mut draining = false;
         loop {
             tokio::select! {
                 message = socket.recv() => {
                     last_heard = Instant::now();
+                    if matches!(message, Some(Ok(_))) && !bucket.take() {
+                        close(socket, CLOSE_POLICY, "message rate exceeded").await;
+                        return;
+                    }
                     match message {
                         None | Some(Ok(Message::Close(_))) => return,
                         Some(Err(e)) => {
@@ -244,7 +328,7 @@ impl Connection {
                             }
                             let reply = self.handle(text.as_str(), draining).await;
                             if let Some(reply) = reply
-                                && !send(socket, &reply).await
+                                && !send(socket, &reply, within).await
                             {
                                 return;
                             }
@@ -252,7 +336,7 @@ impl Connection {
                         Some(Ok(Message::Binary(_))) => {
                             let reply = error_reply(None, &ApiError::bad_request(
                                 "unsupported_message", "send JSON text messages"));
-                            if !send(socket, &reply).await {
+                            if !send(socket, &reply, within).await {
                                 return;
                             }
                         }
@@ -270,7 +354,7 @@ impl Connection {
                             self.runs.remove(&run_id);
                         }
                     }
-                    if !send(socket, &event).await {
+                    if !send(socket, &event, within).await {
                         return;
                     }
                     if draining && self.runs.is_empty() {
@@ -279,7 +363,7 @@ impl Connection {
                     }
                 }
                 _ = ping.tick() => {
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    if !send_message(socket, Message::Ping(Default::default()), within).await {
                         return;
                     }
                 }
