@@ -135,18 +135,9 @@ pub async fn list_workflow_runs(
     PathParam(id): PathParam,
     ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
-    let id = parse_id(&id, "workflow_not_found")?;
-    if state
-        .store
-        .get_workflow(auth.account_id(), id)
-        .await
-        .map_err(ApiError::internal)?
-        .is_none()
-    {
-        return Err(ApiError::workflow_not_found());
-    }
+    let workflow = super::workflows::load(&state, &auth, &id).await?;
     Ok(ApiJson(
-        page(&state, auth.account_id(), Some(id), &query).await?,
+        page(&state, auth.account_id(), Some(workflow.id), &query).await?,
     ))
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{AccountAuth, is_admin_key, presented_key};
 use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult};
-use crate::routes::{PathParam, parse_id};
+use crate::routes::PathParam;
 use crate::state::AppState;
 use crate::stats::query::Window;
 
@@ -31,7 +31,7 @@ pub async fn workflow_stats(
     PathParam(id): PathParam,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> ApiResult<ApiJson<Value>> {
-    let id = parse_id(&id, "workflow_not_found")?;
+    let id = super::workflows::load(&state, &auth, &id).await?.id;
     let window = match query.window.as_deref() {
         None | Some("") => Window::All,
         Some(w) => Window::parse(w).ok_or_else(|| {
@@ -41,15 +41,6 @@ pub async fn workflow_stats(
             )
         })?,
     };
-    if state
-        .store
-        .get_workflow(auth.account_id(), id)
-        .await
-        .map_err(ApiError::internal)?
-        .is_none()
-    {
-        return Err(ApiError::workflow_not_found());
-    }
     state.monitor.settle().await;
     let mut body = state.monitor.stats(auth.account_id(), id, window);
     body["workflow_id"] = json!(id);

@@ -54,7 +54,9 @@ fn draft_name(doc: &Value) -> ApiResult<String> {
     }
 }
 
-async fn load(state: &AppState, auth: &AccountAuth, id: &str) -> ApiResult<Workflow> {
+/// The account's workflow with this path id; malformed, missing and foreign ids are all
+/// `404 workflow_not_found`.
+pub(crate) async fn load(state: &AppState, auth: &AccountAuth, id: &str) -> ApiResult<Workflow> {
     let id = parse_id(id, "workflow_not_found")?;
     state
         .store
