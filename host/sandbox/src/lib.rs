@@ -22,6 +22,7 @@ mod bindings;
 mod config;
 mod engine;
 mod error;
+mod executor;
 mod host;
 mod http;
 mod load;

@@ -153,17 +153,23 @@ impl Plugin {
             config: Arc::new(grant.config.clone()),
             allowed_hosts: Arc::new(allowed_hosts),
         };
-        let run = run(
-            &self.shared,
-            &self.pre,
-            &limits,
-            access,
-            Action::Call {
-                tool,
-                arguments: arguments_json,
-            },
-        )
-        .await;
+        // On the guest runtime (lower priority), so a tenant's spinning tools do not queue ahead of others'
+        // requests on the server's threads.
+        let (shared, pre, call_limits) =
+            (Arc::clone(&self.shared), self.pre.clone(), limits.clone());
+        let (tool, arguments) = (tool.to_owned(), arguments_json.to_owned());
+        let guest = async move {
+            let action = Action::Call {
+                tool: &tool,
+                arguments: &arguments,
+            };
+            run(&shared, &pre, &call_limits, access, action).await
+        };
+        let Some(run) = self.shared.executor.run(guest).await else {
+            return refuse(CallError::Internal(
+                "the tool call's task ended without a result".into(),
+            ));
+        };
         let max = limits.max_output_bytes;
         let result = match run.result {
             Ok(Output::Result(Ok(text))) if text.len() > max => Err(CallError::OutputTooLarge {

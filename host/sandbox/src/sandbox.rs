@@ -8,6 +8,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::engine::{EpochTicker, PoolInfo};
+use crate::executor::Executor;
 use crate::host::HostState;
 use crate::load::{check_bytes, compile, engine_hash};
 use crate::{LoadError, Plugin, SandboxConfig, SandboxError};
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     pub(crate) compile_permits: Arc<Semaphore>,
     pub(crate) pool: PoolInfo,
+    /// Where tool calls run (see [`crate::executor`]).
+    pub(crate) executor: Executor,
     _ticker: EpochTicker,
 }
 
@@ -60,6 +63,9 @@ impl Sandbox {
             linker,
             http,
             compile_permits: Arc::new(Semaphore::new(config.max_concurrent_compiles.max(1))),
+            executor: Executor::start(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )?,
             config,
             pool,
         };
