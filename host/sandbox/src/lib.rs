@@ -10,6 +10,8 @@
 //! - `load`: header checks, compilation off the async runtime under a deadline, the on-disk cache keyed by
 //!   blake3 of the bytes and the engine's compatibility hash.
 //! - `plugin`: [`Plugin`] keeps an `InstancePre`; [`Plugin::call`] checks the tool and arguments.
+//! - `executor`: where calls run — inline while short, then on a guest runtime with lower-priority threads,
+//!   so one tenant's spinning tools do not delay the server's other work.
 //! - `run`: a fresh store per call with fuel, memory limiter, epoch deadline (yielding to tokio every tick)
 //!   and a tokio timeout; traps become [`CallError`]s.
 //! - `host`: the per-call state and the `log` / `config` / `http` imports; `host::logs` captures stdout and
