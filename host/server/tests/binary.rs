@@ -1,67 +1,15 @@
 //! End-to-end tests of the real `pipecat` binary on port 0: crash safety (kill -9) and graceful SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pipecat_fake_llm::{FakeLlm, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "e2e-admin-key";
+#[path = "common/process.rs"]
+mod process;
 
-/// The binary running on a free port.
-struct Binary {
-    child: Child,
-    url: String,
-}
-
-impl Binary {
-    fn start(data_dir: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Binary {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipecat"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("PIPECAT_ADMIN_KEY", ADMIN)
-            .env("RUST_LOG", "warn")
-            .env_remove("PIPECAT_CONFIG")
-            .env_remove("PIPECAT_LISTEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(config) = config {
-            cmd.arg("--config").arg(config);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn pipecat");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("the server printed its address before exiting")
-                .expect("stdout line");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Binary { child, url }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use process::{ADMIN, Binary};
 
 async fn call(http: &reqwest::Client, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let _ = http;
@@ -200,11 +148,7 @@ async fn sigterm_drains_the_run_in_flight_and_exits_0() {
     while llm.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.pid()])
-        .status()
-        .expect("kill -TERM");
-    assert!(killed.success());
+    server.signal("TERM");
 
     let (status, body) = in_flight.await.expect("request task");
     assert_eq!(status, StatusCode::OK);
