@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TestServer, ws_next};
 use futures::{SinkExt as _, StreamExt as _};
 use pipecat_fake_llm::{FakeLlm, Reply};
 use process::{ADMIN, Binary, refuses};
@@ -847,29 +847,6 @@ async fn ws_connect(url: &str, id: &str, key: &str) -> Socket {
     let hello = ws_next(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(hello.expect("ready")["type"], "ready");
     socket
-}
-
-/// The next JSON message (control frames skipped); `Err(close code)` (1006 without a close frame).
-async fn ws_next<S>(
-    socket: &mut tokio_tungstenite::WebSocketStream<S>,
-    within: Duration,
-) -> Result<Value, u16>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(within, socket.next())
-            .await
-            .expect("a message in time");
-        match message {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("JSON")),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(frame.map_or(1005, |f| u16::from(f.code)));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Err(1006),
-        }
-    }
 }
 
 /// A client sending far more messages than `ws_messages_per_second` allows is closed with 1008 after

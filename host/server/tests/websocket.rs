@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{TestServer, template_workflow};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use pipecat_fake_llm::{FakeLlm, Reply};
 use serde_json::{Value, json};
 use stream_support::{llm_config, llm_workflow, wait_for, wait_requests};
@@ -41,19 +41,7 @@ async fn send(socket: &mut Socket, v: Value) {
 
 /// The next JSON message (control frames skipped); `Err(close code)` when the server closes.
 async fn recv(socket: &mut Socket) -> Result<Value, u16> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s");
-        match message {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("JSON")),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(frame.map_or(1005, |f| u16::from(f.code)));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Err(1006),
-        }
-    }
+    common::ws_next(socket, Duration::from_secs(10)).await
 }
 
 async fn ready(socket: &mut Socket) {

@@ -205,3 +205,29 @@ pub fn calculator_workflow() -> Value {
         "output": "reply"
     })
 }
+
+/// The next JSON message of a WebSocket within `within` (control frames skipped); `Err(close code)` when
+/// the server closes (1005 for a close frame without a code, 1006 without a close frame).
+pub async fn ws_next<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+    within: std::time::Duration,
+) -> Result<Value, u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(within, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("a WebSocket message within {within:?}"));
+        match message {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("JSON")),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(frame.map_or(1005, |f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(1006),
+        }
+    }
+}
