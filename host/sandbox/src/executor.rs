@@ -65,8 +65,8 @@ impl Executor {
             return inline;
         }
         let runtime = self.runtime.as_ref()?;
-        let task = AbortOnDrop(runtime.spawn(future));
-        (&mut { task }.0).await.ok()
+        let mut task = AbortOnDrop(runtime.spawn(future));
+        (&mut task.0).await.ok()
     }
 }
 
