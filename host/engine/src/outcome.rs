@@ -99,6 +99,10 @@ pub struct NodeRecord {
     /// The model that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Of `duration_ms`, the time spent waiting on LLM providers (LLM and router nodes): the rest is tool
+    /// calls and the host's own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ms: Option<f64>,
     /// The node chosen (condition and router nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub choice: Option<String>,

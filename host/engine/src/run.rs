@@ -146,6 +146,7 @@ pub(crate) async fn run(
                 usage: None,
                 provider: None,
                 model: None,
+                provider_ms: None,
                 choice: None,
             });
         }
@@ -257,6 +258,7 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
             usage: is_model.then_some(meta.usage),
             provider: meta.provider,
             model: meta.model,
+            provider_ms: is_model.then_some(meta.provider_ms),
             choice: None,
         };
         match result {
@@ -309,6 +311,7 @@ async fn schedule(shared: &Shared<'_>, input: &Value, progress: &mut Progress) {
                             usage: None,
                             provider: None,
                             model: None,
+                            provider_ms: None,
                             choice: None,
                         };
                         finished(shared, &record).await;

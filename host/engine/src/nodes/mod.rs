@@ -46,6 +46,8 @@ impl NodeFailure {
 #[derive(Debug, Default)]
 pub(crate) struct NodeMeta {
     pub(crate) usage: Usage,
+    /// Time spent waiting on providers (every call and attempt of the node), in milliseconds.
+    pub(crate) provider_ms: f64,
     pub(crate) provider: Option<String>,
     pub(crate) model: Option<String>,
 }

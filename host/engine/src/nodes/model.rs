@@ -54,11 +54,13 @@ pub(crate) async fn chat(
             continue;
         };
         request.model = model.to_string();
+        let started = std::time::Instant::now();
         let result = if stream {
             streamed(shared, node_id, provider.as_ref(), request).await
         } else {
             provider.chat(request, None).await
         };
+        meta.provider_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(response) => {
                 meta.provider = Some(name.to_string());
