@@ -179,7 +179,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts one accepted run for `(account_id, month)` (month as `"2026-12"`, UTC) unless that would pass
     /// `limit` (`u64::MAX`: unlimited). Returns the count after this run, or
-    /// [`StoreError::LimitExceeded`]. Exact under concurrency.
+    /// [`StoreError::LimitExceeded`]. Exact under concurrency. The count is durable no later than the next
+    /// durable write of this caller (the run's record): an invocation reserves, then records its run.
     async fn reserve_run(&self, account_id: Uuid, month: &str, limit: u64) -> StoreResult<u64>;
     /// Runs counted for `(account_id, month)`.
     async fn runs_used(&self, account_id: Uuid, month: &str) -> StoreResult<u64>;

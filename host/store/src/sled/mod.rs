@@ -11,6 +11,7 @@ mod open;
 mod plugins;
 mod runs;
 mod stats;
+mod wal;
 mod workflows;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use self::codec::SledResultExt;
 use self::commit::GroupCommit;
 pub use self::open::{FORMAT_VERSION, MARKER_FILE};
+use self::wal::{ReplayTrees, Wal};
 use crate::{
     Account, ApiKey, IdempotencyEntry, KeyHash, PluginVersion, RetentionPolicy, RunPage, RunQuery,
     RunRecord, StatsBlob, Store, StoreError, StoreResult, Workflow, WorkflowVersion,
@@ -128,6 +130,8 @@ pub struct SledStore {
     t: Trees,
     db: sled::Db,
     commit: GroupCommit,
+    /// The log that makes run records and counters durable ([`Durability::GroupCommit`] only).
+    wal: Option<Wal>,
     durability: Durability,
     /// sled's data file, for `fdatasync` in [`Durability::FlushEachWrite`] mode.
     data_file: Arc<File>,
@@ -171,11 +175,28 @@ impl SledStore {
                 .try_clone()
                 .map_err(|e| StoreError::io("duplicating a file handle", e))?,
         )?;
+        let wal = match durability {
+            Durability::GroupCommit => Some(Wal::open(
+                &dir,
+                opened.db.clone(),
+                t.meta.clone(),
+                data_file
+                    .try_clone()
+                    .map_err(|e| StoreError::io("duplicating a file handle", e))?,
+                &ReplayTrees {
+                    runs: &t.runs,
+                    runs_by_workflow: &t.runs_by_workflow,
+                    run_counters: &t.run_counters,
+                },
+            )?),
+            Durability::FlushEachWrite => None,
+        };
         tracing::info!(dir = %dir.display(), "store opened");
         Ok(SledStore {
             t,
             db: opened.db,
             commit,
+            wal,
             durability,
             data_file: Arc::new(data_file),
             dir,
@@ -188,9 +209,10 @@ impl SledStore {
         &self.dir
     }
 
-    /// How many flushes (fsync rounds) the group-commit thread ran since open.
+    /// How many flushes (fsync rounds) ran since open: sled flushes of the group commit plus rounds of the
+    /// run log.
     pub fn flush_count(&self) -> u64 {
-        self.commit.flushes()
+        self.commit.flushes() + self.wal.as_ref().map_or(0, Wal::rounds)
     }
 
     /// Makes the writes made so far durable, according to the durability mode.
@@ -211,6 +233,9 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
+        if let Some(wal) = &self.wal {
+            wal.shutdown();
+        }
         self.commit.shutdown();
         match open::mark_clean_shutdown(&self.dir, &self.db) {
             Ok(()) => tracing::info!(dir = %self.dir.display(), "store closed"),
@@ -394,8 +419,11 @@ impl Store for SledStore {
     }
 
     async fn put_run(&self, run: &RunRecord) -> StoreResult<()> {
-        self.put_run_sync(run)?;
-        self.durable().await
+        let logged = self.put_run_sync(run)?;
+        match &self.wal {
+            Some(wal) => wal.append(logged).await,
+            None => self.durable().await,
+        }
     }
 
     async fn get_run(&self, account_id: Uuid, run_id: Uuid) -> StoreResult<Option<RunRecord>> {
@@ -412,6 +440,10 @@ impl Store for SledStore {
     }
 
     async fn prune_runs(&self, policy: RetentionPolicy) -> StoreResult<u64> {
+        // A replay of the log after a crash must not bring back what this deletes.
+        if let Some(wal) = &self.wal {
+            wal.checkpoint().await?;
+        }
         let n = self.prune_runs_sync(policy)?;
         if n > 0 {
             self.durable().await?;
@@ -429,8 +461,13 @@ impl Store for SledStore {
     }
 
     async fn reserve_run(&self, account_id: Uuid, month: &str, limit: u64) -> StoreResult<u64> {
-        let used = self.reserve_run_sync(account_id, month, limit)?;
-        self.durable().await?;
+        let (used, logged) = self.reserve_run_sync(account_id, month, limit)?;
+        match &self.wal {
+            // Durable with the run's record: every path that reserves goes on to a durable write of the
+            // run, queued after this entry.
+            Some(wal) => wal.append_later(logged)?,
+            None => self.durable().await?,
+        }
         Ok(used)
     }
 

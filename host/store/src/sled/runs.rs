@@ -1,16 +1,17 @@
 //! Runs (with a per-workflow index, newest first by UUIDv7 id) and monthly run counters.
 
-use sled::Transactional;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::SledStore;
-use super::codec::{SledResultExt, dec, enc, tx_err};
+use super::codec::{SledResultExt, dec, enc};
 use super::keys;
+use super::wal::{TreeId, WalEntry};
 use crate::{RunPage, RunQuery, RunRecord, RunStatus, StoreError, StoreResult};
 
 impl SledStore {
-    pub(super) fn put_run_sync(&self, run: &RunRecord) -> StoreResult<()> {
+    /// Writes the run and its index; returns the same writes for the run log.
+    pub(super) fn put_run_sync(&self, run: &RunRecord) -> StoreResult<WalEntry> {
         let status = run.status.to_byte();
         let mut value = Vec::with_capacity(512);
         value.push(status);
@@ -21,13 +22,20 @@ impl SledStore {
         let mut entry = [0u8; 5];
         entry[0] = status;
         entry[1..].copy_from_slice(&run.version.to_be_bytes());
-        (&self.t.runs, &self.t.runs_by_workflow)
-            .transaction(|(runs, by_workflow)| {
-                runs.insert(&key, value.as_slice())?;
-                by_workflow.insert(&index[..], &entry[..])?;
-                Ok(())
-            })
-            .map_err(|e| tx_err("recording a run", e))
+        // Two plain inserts, not a sled transaction (which cost more than the writes): the record first,
+        // so the index never points at a missing run; the run log replays both after a crash.
+        self.t
+            .runs
+            .insert(key, value.as_slice())
+            .ctx("recording a run")?;
+        self.t
+            .runs_by_workflow
+            .insert(&index[..], &entry[..])
+            .ctx("indexing a run")?;
+        let mut logged = WalEntry::default();
+        logged.insert(TreeId::Runs, &key, &value);
+        logged.insert(TreeId::RunsByWorkflow, &index, &entry);
+        Ok(logged)
     }
 
     pub(super) fn get_run_sync(
@@ -101,7 +109,7 @@ impl SledStore {
             }
             let run = if workflow_id.is_some() {
                 let run_id = keys::uuid_at(&k, prefix.len())?;
-                // The index and the run are written in one transaction; a miss means a concurrent change.
+                // The run is written before its index; a miss means a concurrent deletion.
                 match self.get_run_sync(account_id, run_id)? {
                     Some(run) => run,
                     None => continue,
@@ -122,12 +130,13 @@ impl SledStore {
         Ok(RunPage { runs, next_cursor })
     }
 
+    /// Counts one run; returns the count and the counter's write for the run log.
     pub(super) fn reserve_run_sync(
         &self,
         account_id: Uuid,
         month: &str,
         limit: u64,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<(u64, WalEntry)> {
         let key = keys::month(account_id, month)?;
         // fetch_and_update is a compare-and-swap loop: concurrent callers are serialised on the counter.
         let before = self
@@ -144,7 +153,9 @@ impl SledStore {
             .ctx("counting a run")?;
         let used = before.as_deref().map(read_u64).unwrap_or(0);
         if used < limit {
-            Ok(used + 1)
+            let mut logged = WalEntry::default();
+            logged.max_u64(TreeId::RunCounters, &key, used + 1);
+            Ok((used + 1, logged))
         } else {
             Err(StoreError::LimitExceeded { used, limit })
         }
