@@ -5,7 +5,9 @@
 //! both plain JSON and streaming (SSE). What it answers is scripted: [`FakeLlm::push`] queues
 //! [`Reply`]s that are served one per request in FIFO order, shared by both protocols; when the
 //! script is empty the default reply ([`FakeLlm::set_default`], [`Reply::Echo`] unless set) is served.
-//! Every request body is recorded so tests can assert on what the client sent.
+//! Every request body is recorded so tests can assert on what the client sent (switch that off with
+//! [`FakeLlm::set_recording`] for long load runs). The `pipecat-fake-llm` binary serves the same fake
+//! standalone, for benchmarks against other servers.
 //!
 //! ```
 //! # async fn demo() {
@@ -31,6 +33,7 @@ mod script;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
@@ -38,7 +41,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use serde_json::Value;
 
@@ -73,6 +76,8 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Reply>,
     requests: Mutex<Vec<RecordedRequest>>,
+    recording: AtomicBool,
+    served: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,7 +85,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn record_and_next(&self, path: &str, headers: &HeaderMap, body: Value) -> Reply {
+    fn record_and_next(&self, path: &str, headers: &HeaderMap, body: Option<&Value>) -> Reply {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        if !self.recording.load(Ordering::Relaxed) {
+            let next = lock(&self.script).pop_front();
+            return next.unwrap_or_else(|| lock(&self.default).clone());
+        }
+        let body = body.cloned().unwrap_or(Value::Null);
         let headers = headers
             .iter()
             .map(|(k, v)| {
@@ -117,19 +128,33 @@ impl FakeLlm {
     /// # Panics
     /// When no loopback port can be bound (a broken test environment).
     pub async fn start() -> FakeLlm {
+        FakeLlm::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("fake LLM: bind 127.0.0.1:0")
+    }
+
+    /// Starts the server on `addr` (port 0 picks a free one) in the current tokio runtime.
+    ///
+    /// Besides the two provider routes it answers `GET /fake/stats` with `{"requests": N}`, the number
+    /// of provider requests served since start (counted whether or not recording is on).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeLlm> {
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
             default: Mutex::new(Reply::Echo),
             requests: Mutex::new(Vec::new()),
+            recording: AtomicBool::new(true),
+            served: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai_route))
             .route("/v1/messages", post(anthropic_route))
+            .route("/fake/stats", get(stats_route))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake LLM: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake LLM: local address");
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         // Without TCP_NODELAY each small SSE frame waits on the client's delayed ACK (~40 ms).
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -137,7 +162,7 @@ impl FakeLlm {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeLlm { addr, shared, task }
+        Ok(FakeLlm { addr, shared, task })
     }
 
     /// The socket address the server listens on.
@@ -170,6 +195,12 @@ impl FakeLlm {
         *lock(&self.shared.default) = reply;
     }
 
+    /// Whether requests are recorded (initially `true`). Switch it off for long load runs, where
+    /// recording every request would only grow memory; [`FakeLlm::requests`] then stays as it was.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::Relaxed);
+    }
+
     /// How many scripted replies are still queued.
     pub fn pending(&self) -> usize {
         lock(&self.shared.script).len()
@@ -188,9 +219,14 @@ impl FakeLlm {
         lock(&self.shared.requests).clone()
     }
 
-    /// How many requests were received so far.
+    /// How many requests were recorded so far (see [`FakeLlm::set_recording`]).
     pub fn request_count(&self) -> usize {
         lock(&self.shared.requests).len()
+    }
+
+    /// How many provider requests were served since start, recorded or not.
+    pub fn served_count(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
     }
 }
 
@@ -215,6 +251,10 @@ async fn openai_route(
     .await
 }
 
+async fn stats_route(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    axum::Json(serde_json::json!({"requests": shared.served.load(Ordering::Relaxed)}))
+}
+
 async fn anthropic_route(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -231,11 +271,7 @@ async fn route(
     body: Bytes,
 ) -> Response {
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let reply = shared.record_and_next(
-        path,
-        &headers,
-        parsed.as_ref().cloned().unwrap_or(Value::Null),
-    );
+    let reply = shared.record_and_next(path, &headers, parsed.as_ref().ok());
     match parsed {
         Ok(request) => script::serve(protocol, &request, reply).await,
         Err(e) => {

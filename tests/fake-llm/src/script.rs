@@ -23,6 +23,16 @@ pub enum Reply {
     Json(Value),
     /// Answers with the text of the last user message (a zero-latency default for benchmarks).
     Echo,
+    /// One stateless tool round, decided from the request alone (so concurrent runs need no script):
+    /// when the last message is a tool result (OpenAI: a `tool` message; Anthropic: a `user` message
+    /// with a `tool_result` block) it answers `text`; otherwise it calls the first tool the request
+    /// offers (`tools[0]`) with `arguments`; with no tools offered it answers `text`.
+    ToolRound {
+        /// The arguments of the tool call.
+        arguments: Value,
+        /// The answer once the tool result is back (or when no tool is offered).
+        text: String,
+    },
     /// A failure.
     Fault(Fault),
     /// The inner reply with this token usage instead of the computed one.
@@ -45,6 +55,14 @@ impl Reply {
     /// A text reply.
     pub fn text(text: impl Into<String>) -> Reply {
         Reply::Text(text.into())
+    }
+
+    /// A [`Reply::ToolRound`]: call the first offered tool with `arguments`, then answer `text`.
+    pub fn tool_round(arguments: Value, text: impl Into<String>) -> Reply {
+        Reply::ToolRound {
+            arguments,
+            text: text.into(),
+        }
     }
 
     /// One tool call.
@@ -147,6 +165,15 @@ pub(crate) async fn serve(protocol: Protocol, request: &Value, reply: Reply) -> 
             Reply::TextAndToolCalls(t, c) => break (Some(t), c, None),
             Reply::Json(v) => break (None, vec![], Some(v)),
             Reply::Echo => break (Some(last_user_text(protocol, request)), vec![], None),
+            Reply::ToolRound { arguments, text } => {
+                match (
+                    last_is_tool_result(protocol, request),
+                    first_tool_name(protocol, request),
+                ) {
+                    (false, Some(name)) => break (None, vec![(name, arguments)], None),
+                    _ => break (Some(text), vec![], None),
+                }
+            }
             Reply::WithUsage {
                 reply: inner,
                 input_tokens,
@@ -364,6 +391,42 @@ fn count_request_words(request: &Value) -> u64 {
     }
     walk(request.get("messages").unwrap_or(&Value::Null))
         + walk(request.get("system").unwrap_or(&Value::Null))
+}
+
+/// Whether the request's last message carries a tool result.
+fn last_is_tool_result(protocol: Protocol, request: &Value) -> bool {
+    let Some(last) = request
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+    else {
+        return false;
+    };
+    let role = last.get("role").and_then(Value::as_str);
+    match protocol {
+        Protocol::OpenAi => role == Some("tool"),
+        Protocol::Anthropic => {
+            role == Some("user")
+                && last
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .is_some_and(|blocks| {
+                        blocks
+                            .iter()
+                            .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                    })
+        }
+    }
+}
+
+/// The name of the first tool the request offers.
+fn first_tool_name(protocol: Protocol, request: &Value) -> Option<String> {
+    let first = request.get("tools")?.as_array()?.first()?;
+    let name = match protocol {
+        Protocol::OpenAi => first.pointer("/function/name"),
+        Protocol::Anthropic => first.get("name"),
+    };
+    name.and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The text of the last user message that has text (string content or text parts/blocks).
