@@ -16,6 +16,8 @@ pub const MARKER_FILE: &str = "pipecat-store.json";
 pub const FORMAT_VERSION: u32 = 1;
 /// The lock file held (flock) for the life of the store.
 pub(crate) const LOCK_FILE: &str = "pipecat-store.lock";
+/// The size of sled's page cache.
+const SLED_CACHE_BYTES: u64 = 64 << 20;
 /// The sub-directory holding sled's files.
 pub(crate) const SLED_DIR: &str = "sled";
 /// Key in the meta tree written when the store is created; a store that opens without it started empty.
@@ -180,7 +182,12 @@ fn refuse_foreign(dir: &Path) -> StoreResult<()> {
 }
 
 fn open_sled(dir: &Path, sled_path: &Path) -> StoreResult<sled::Db> {
-    let config = sled::Config::new().path(sled_path).flush_every_ms(None);
+    // sled's page cache defaults to 1 GiB, which a busy store fills with run records nobody reads again;
+    // 64 MiB keeps the hot entities and recent runs (resident memory stays bounded, docs/benchmarks.md).
+    let config = sled::Config::new()
+        .path(sled_path)
+        .flush_every_ms(None)
+        .cache_capacity(SLED_CACHE_BYTES);
     // sled panics on some kinds of damage instead of returning an error; never let that take the host down.
     match catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => Ok(db),
