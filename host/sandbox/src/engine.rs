@@ -2,7 +2,7 @@
 //! allocator when the machine lets it reserve its address space (probed at start, on-demand otherwise).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,8 +12,10 @@ use wasmtime::{
 
 use crate::{SandboxConfig, SandboxError};
 
-/// How often the epoch advances: the granularity of deadlines and of yielding to the async runtime.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: the granularity of deadlines and of yielding to the async runtime, so
+/// also how long a guest can hold a thread of the caller's runtime past the executor's inline budget
+/// (10 ms before: one attacker slice was a victim's whole p99, docs/benchmarks.md).
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Which instance allocator the engine uses, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,35 +98,92 @@ pub(crate) fn create(config: &SandboxConfig) -> Result<(Engine, PoolInfo), Sandb
     ))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engine's epoch every [`EPOCH_TICK`] while guest code may run, until dropped.
+///
+/// A tick every millisecond costs about 17 ms of CPU per second on an idle server (a timer wake-up is dear
+/// in a VM), so the thread sleeps once no call has been in flight for [`IDLE_TICKS`] ticks, and the next
+/// call wakes it (see [`EpochTicker::busy`]).
 pub(crate) struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    state: Arc<TickerState>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Ticks without a call in flight before the ticker sleeps.
+const IDLE_TICKS: u32 = 100;
+
+struct TickerState {
+    stop: AtomicBool,
+    /// Calls in flight (guards of [`EpochTicker::busy`] alive).
+    running: AtomicUsize,
+    /// The ticker is asleep (or about to be) until a call wakes it.
+    asleep: AtomicBool,
+}
+
+/// Keeps the epoch ticking while alive: held by every call for its whole run.
+pub(crate) struct Ticking<'a>(&'a EpochTicker);
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        self.0.state.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EpochTicker {
     pub(crate) fn start(engine: Engine) -> Result<Self, SandboxError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let state = Arc::new(TickerState {
+            stop: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            asleep: AtomicBool::new(false),
+        });
+        let shared = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("pipecat-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
+            .spawn(move || tick(&engine, &shared))
             .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
         Ok(Self {
-            stop,
+            state,
             thread: Some(thread),
         })
+    }
+
+    /// Marks a call in flight for as long as the guard lives, waking the ticker if it sleeps.
+    pub(crate) fn busy(&self) -> Ticking<'_> {
+        self.state.running.fetch_add(1, Ordering::SeqCst);
+        // Sequentially consistent with the ticker's `asleep` store and `running` load: either it sees
+        // this call before it parks, or this sees that it parks and wakes it (an early `unpark` makes the
+        // coming `park` return at once).
+        if self.state.asleep.load(Ordering::SeqCst)
+            && let Some(thread) = &self.thread
+        {
+            thread.thread().unpark();
+        }
+        Ticking(self)
+    }
+}
+
+fn tick(engine: &Engine, state: &TickerState) {
+    let mut idle = 0;
+    while !state.stop.load(Ordering::SeqCst) {
+        if state.running.load(Ordering::SeqCst) > 0 {
+            idle = 0;
+        } else if idle < IDLE_TICKS {
+            idle += 1;
+        } else {
+            state.asleep.store(true, Ordering::SeqCst);
+            if state.running.load(Ordering::SeqCst) == 0 && !state.stop.load(Ordering::SeqCst) {
+                std::thread::park();
+            }
+            state.asleep.store(false, Ordering::SeqCst);
+            idle = 0;
+        }
+        std::thread::park_timeout(EPOCH_TICK);
+        engine.increment_epoch();
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.state.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             let _ = thread.join();

@@ -11,9 +11,10 @@
 //!   blake3 of the bytes and the engine's compatibility hash.
 //! - `plugin`: [`Plugin`] keeps an `InstancePre`; [`Plugin::call`] checks the tool and arguments.
 //! - `executor`: where calls run — inline while short, then on a guest runtime with lower-priority threads,
-//!   so one tenant's spinning tools do not delay the server's other work.
-//! - `run`: a fresh store per call with fuel, memory limiter, epoch deadline (yielding to tokio every tick)
-//!   and a tokio timeout; traps become [`CallError`]s.
+//!   so one tenant's spinning tools do not delay the server's other work; a plugin that used more than
+//!   2 ms of CPU in a call starts its calls of the next 10 s there directly.
+//! - `run`: a fresh store per call with fuel, memory limiter, epoch deadline (yielding to tokio every 1 ms
+//!   tick; the ticker thread sleeps while no call runs) and a tokio timeout; traps become [`CallError`]s.
 //! - `host`: the per-call state and the `log` / `config` / `http` imports; `host::logs` captures stdout and
 //!   stderr into the bounded call log.
 //! - `http`: `http.send` — host grants, DNS resolution that refuses internal addresses, manual redirects.

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::bindings::PluginPre;
 use crate::bindings::exports::pipecat::plugin::tools::{ToolError, ToolInfo as RawToolInfo};
+use crate::executor::Pace;
 use crate::host::HostState;
 use crate::host::logs::LogLine;
 use crate::http::grant::HostPattern;
@@ -46,6 +47,8 @@ pub struct Plugin {
     pre: PluginPre<HostState>,
     shared: Arc<Shared>,
     cache_hit: bool,
+    /// Whether its calls were slow lately (see [`crate::executor`]).
+    pace: Pace,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -71,20 +74,34 @@ impl Plugin {
             .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
         let pre =
             PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let limits = shared.config.default_limits.clone();
-        let access = Access {
-            config: Arc::new(BTreeMap::new()),
-            allowed_hosts: Arc::new(Vec::new()),
+        let pace = Pace::default();
+        // Listing runs guest code too: like a call, it leaves the caller's threads if it takes long.
+        let listing = {
+            let (shared, pre) = (Arc::clone(&shared), pre.clone());
+            async move {
+                let limits = shared.config.default_limits.clone();
+                let access = Access {
+                    config: Arc::new(BTreeMap::new()),
+                    allowed_hosts: Arc::new(Vec::new()),
+                };
+                run(&shared, &pre, &limits, access, Action::ListTools)
+                    .await
+                    .result
+            }
         };
-        let listed = run(&shared, &pre, &limits, access, Action::ListTools).await;
-        let raw = match listed.result {
-            Ok(Output::Tools(tools)) => tools,
-            Ok(Output::Result(_)) => {
+        let raw = match shared.executor.run(&pace, listing).await {
+            Some(Ok(Output::Tools(tools))) => tools,
+            Some(Ok(Output::Result(_))) => {
                 return Err(LoadError::Internal(
                     "list-tools returned a call result".into(),
                 ));
             }
-            Err(error) => return Err(LoadError::ListTools(error)),
+            Some(Err(error)) => return Err(LoadError::ListTools(error)),
+            None => {
+                return Err(LoadError::Internal(
+                    "listing the tools ended without a result".into(),
+                ));
+            }
         };
         let tools = validate_tools(raw)?;
         Ok(Self {
@@ -93,6 +110,7 @@ impl Plugin {
             pre,
             shared,
             cache_hit,
+            pace,
         })
     }
 
@@ -153,47 +171,50 @@ impl Plugin {
             config: Arc::new(grant.config.clone()),
             allowed_hosts: Arc::new(allowed_hosts),
         };
-        // On the guest runtime (lower priority), so a tenant's spinning tools do not queue ahead of others'
-        // requests on the server's threads.
-        let (shared, pre, call_limits) =
-            (Arc::clone(&self.shared), self.pre.clone(), limits.clone());
+        // Inline while short, then on the guest runtime (lower priority), so a tenant's spinning tools do
+        // not queue ahead of others' requests on the server's threads. The result is checked (and a huge
+        // one dropped) inside the task, i.e. off the server's threads once the call has moved.
+        let (shared, pre) = (Arc::clone(&self.shared), self.pre.clone());
         let (tool, arguments) = (tool.to_owned(), arguments_json.to_owned());
         let guest = async move {
             let action = Action::Call {
                 tool: &tool,
                 arguments: &arguments,
             };
-            run(&shared, &pre, &call_limits, access, action).await
-        };
-        let Some(run) = self.shared.executor.run(guest).await else {
-            return refuse(CallError::Internal(
-                "the tool call's task ended without a result".into(),
-            ));
-        };
-        let max = limits.max_output_bytes;
-        let result = match run.result {
-            Ok(Output::Result(Ok(text))) if text.len() > max => Err(CallError::OutputTooLarge {
-                size: text.len(),
-                max,
-            }),
-            Ok(Output::Result(Ok(text))) => Ok(text),
-            Ok(Output::Result(Err(ToolError::InvalidArguments(m)))) => {
-                Err(CallError::InvalidArguments(truncate(m, max)))
+            let run = run(&shared, &pre, &limits, access, action).await;
+            CallOutcome {
+                result: check_result(run.result, limits.max_output_bytes),
+                logs: run.logs,
+                fuel_consumed: run.fuel_consumed,
+                duration: run.duration,
             }
-            Ok(Output::Result(Err(ToolError::Failed(m)))) => {
-                Err(CallError::Failed(truncate(m, max)))
-            }
-            Ok(Output::Tools(_)) => {
-                Err(CallError::Internal("call-tool returned a tool list".into()))
-            }
-            Err(error) => Err(error),
         };
-        CallOutcome {
-            result,
-            logs: run.logs,
-            fuel_consumed: run.fuel_consumed,
-            duration: run.duration,
+        self.shared
+            .executor
+            .run(&self.pace, guest)
+            .await
+            .unwrap_or_else(|| {
+                refuse(CallError::Internal(
+                    "the tool call's task ended without a result".into(),
+                ))
+            })
+    }
+}
+
+/// The tool's text, or why there is none: too large, or the guest's own error (cut to `max`).
+fn check_result(result: Result<Output, CallError>, max: usize) -> Result<String, CallError> {
+    match result {
+        Ok(Output::Result(Ok(text))) if text.len() > max => Err(CallError::OutputTooLarge {
+            size: text.len(),
+            max,
+        }),
+        Ok(Output::Result(Ok(text))) => Ok(text),
+        Ok(Output::Result(Err(ToolError::InvalidArguments(m)))) => {
+            Err(CallError::InvalidArguments(truncate(m, max)))
         }
+        Ok(Output::Result(Err(ToolError::Failed(m)))) => Err(CallError::Failed(truncate(m, max))),
+        Ok(Output::Tools(_)) => Err(CallError::Internal("call-tool returned a tool list".into())),
+        Err(error) => Err(error),
     }
 }
 

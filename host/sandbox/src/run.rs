@@ -51,6 +51,7 @@ pub(crate) async fn run(
     action: Action<'_>,
 ) -> Run {
     let started = Instant::now();
+    let _ticking = shared.ticker.busy();
     let http = HttpAccess {
         client: shared.http.clone(),
         allowed: access.allowed_hosts,
@@ -74,8 +75,8 @@ pub(crate) async fn run(
             duration: started.elapsed(),
         };
     }
-    // Every epoch tick the guest yields to tokio (so a spinning guest never holds a worker thread) and the
-    // deadline is checked.
+    // Every epoch tick (1 ms) the guest yields to tokio (so a spinning guest never holds a worker thread,
+    // and the executor can move it off the caller's runtime) and the deadline is checked.
     let deadline = started + limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

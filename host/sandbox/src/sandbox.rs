@@ -24,7 +24,8 @@ pub(crate) struct Shared {
     pub(crate) pool: PoolInfo,
     /// Where tool calls run (see [`crate::executor`]).
     pub(crate) executor: Executor,
-    _ticker: EpochTicker,
+    /// Advances the epoch while calls run.
+    pub(crate) ticker: EpochTicker,
 }
 
 /// Loads plugins and runs their tools in isolation.
@@ -58,7 +59,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Http(e.to_string()))?;
         let shared = Shared {
             engine_hash: engine_hash(&engine),
-            _ticker: EpochTicker::start(engine.clone())?,
+            ticker: EpochTicker::start(engine.clone())?,
             engine,
             linker,
             http,

@@ -45,6 +45,28 @@ async fn an_infinite_loop_with_plenty_of_fuel_times_out() {
 }
 
 #[tokio::test]
+async fn a_spinning_guest_times_out_after_the_idle_epoch_ticker_went_to_sleep() {
+    let sandbox = sandbox(false);
+    let plugin = misbehave(&sandbox).await;
+    // The ticker sleeps after 100 idle ticks (100 ms); the call must wake it, or the guest never yields.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let outcome = call_with(&plugin, "spin", "{}", limits).await;
+    assert_eq!(outcome.result, Err(CallError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_still_healthy(&sandbox).await;
+}
+
+#[tokio::test]
 async fn a_memory_hog_hits_the_memory_limit() {
     let sandbox = sandbox(false);
     let plugin = misbehave(&sandbox).await;
