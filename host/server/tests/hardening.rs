@@ -499,6 +499,26 @@ async fn ws_connect(t: &Suite, id: &str, keys: &[&str], query: &str) -> Socket {
     socket
 }
 
+/// A WebSocket upgrade refused before it happens: the HTTP status and JSON body.
+async fn ws_refused(t: &Suite, id: &str, key: &str) -> (u16, Value) {
+    let url = format!("{}/invoke/{id}/ws", t.s.url.replacen("http", "ws", 1));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .append("x-api-key", HeaderValue::from_str(key).expect("header"));
+    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("an answer in time")
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+            (resp.status().as_u16(), body)
+        }
+        Err(e) => panic!("{id}: refused without an HTTP answer: {e}"),
+        Ok(_) => panic!("{id}: upgraded although the workflow is not the caller's"),
+    }
+}
+
 /// The next text message, or `Err(close code)`.
 async fn ws_recv(t: &Suite, who: &str, socket: &mut Socket) -> Result<Value, u16> {
     loop {
@@ -535,17 +555,6 @@ async fn ws_send(socket: &mut Socket, v: Value) {
         .send(Message::Text(v.to_string().into()))
         .await
         .expect("sent");
-}
-
-/// Connects with `key` in the header, invokes once and returns the error reply (the `ready` checked).
-async fn ws_invoke_error(t: &Suite, who: &str, id: &str, key: &str, body: Value) -> Value {
-    let mut socket = ws_connect(t, id, &[key], "").await;
-    let ready = ws_recv(t, who, &mut socket).await.expect("ready");
-    assert_eq!(ready["type"], "ready", "{ready}");
-    ws_send(&mut socket, body).await;
-    let reply = ws_recv(t, who, &mut socket).await.expect("a reply");
-    assert_eq!(reply["type"], "error", "{who}: {reply}");
-    reply
 }
 
 // ----- auth -----
@@ -976,25 +985,26 @@ async fn another_accounts_objects_are_missing() {
 
     // The WebSocket: B's invoke and cancel of A's objects are refused like missing ones, whichever way
     // B authenticates.
-    let ws_b = ws_invoke_error(
-        &t,
-        "b",
-        &workflow,
-        &key_b,
-        json!({"type": "invoke", "input": "1"}),
-    )
-    .await;
-    let ws_missing = ws_invoke_error(
-        &t,
-        "b",
-        &Uuid::now_v7().to_string(),
-        &key_b,
-        json!({"type": "invoke", "input": "1"}),
-    )
-    .await;
-    assert_eq!(ws_b["error"]["code"], "workflow_not_found", "{ws_b}");
-    assert_eq!(ws_b["error"]["status"], 404);
+    // With the key in the header, the upgrade itself is refused, exactly like a missing workflow.
+    let ws_b = ws_refused(&t, &workflow, &key_b).await;
+    let ws_missing = ws_refused(&t, &Uuid::now_v7().to_string(), &key_b).await;
+    assert_eq!(ws_b.0, 404, "{ws_b:?}");
+    assert_eq!(ws_b.1["error"]["code"], "workflow_not_found", "{ws_b:?}");
     assert_eq!(ws_b, ws_missing);
+    // With the key in the first message, the invoke is refused like one of a missing workflow.
+    let mut socket = ws_connect(&t, &Uuid::now_v7().to_string(), &[], "").await;
+    ws_send(&mut socket, json!({"type": "auth", "api_key": key_b})).await;
+    assert_eq!(
+        ws_recv(&t, "b", &mut socket).await.expect("ready")["type"],
+        "ready"
+    );
+    ws_send(
+        &mut socket,
+        json!({"type": "invoke", "input": "1", "version": 1}),
+    )
+    .await;
+    let missing_by_message = ws_recv(&t, "b", &mut socket).await.expect("reply");
+    drop(socket);
     let mut socket = ws_connect(&t, &workflow, &[], "").await;
     ws_send(&mut socket, json!({"type": "auth", "api_key": key_b})).await;
     assert_eq!(
@@ -1007,7 +1017,14 @@ async fn another_accounts_objects_are_missing() {
     )
     .await;
     let by_message = ws_recv(&t, "b", &mut socket).await.expect("reply");
-    assert_eq!(by_message["error"], ws_b["error"], "{by_message}");
+    assert_eq!(
+        by_message["error"]["code"], "workflow_not_found",
+        "{by_message}"
+    );
+    assert_eq!(
+        by_message["error"], missing_by_message["error"],
+        "{by_message}"
+    );
     ws_send(
         &mut socket,
         json!({"type": "cancel", "run_id": live_run, "id": 1}),
@@ -1283,13 +1300,11 @@ async fn malformed_ids_in_every_path_are_missing_objects() {
     assert!(failed.is_empty(), "failed cases: {failed:#?}");
     assert_eq!(checked, routes.len() * ids.len());
 
-    // Over a real WebSocket, a malformed id is a missing workflow.
+    // Over a real WebSocket, a malformed id is a missing workflow: refused before the upgrade.
     for id in ["not-a-uuid", "..%2F..%2Fetc%2Fpasswd", "a%00b"] {
-        let reply = ws_invoke_error(&t, "a", id, &key, json!({"input": "x"})).await;
-        assert_eq!(
-            reply["error"]["code"], "workflow_not_found",
-            "{id}: {reply}"
-        );
+        let (status, body) = ws_refused(&t, id, &key).await;
+        assert_eq!(status, 404, "{id}: {body}");
+        assert_eq!(body["error"]["code"], "workflow_not_found", "{id}: {body}");
     }
     t.still_serves(&key).await;
     t.audit(&[&key, ADMIN], None);

@@ -70,6 +70,7 @@ enum Presented {
     responses(
         (status = 101, description = "WebSocket: send `{\"type\":\"invoke\",\"input\":…}`, receive run events"),
         (status = 400, description = "websocket_required: not a WebSocket upgrade request"),
+        (status = 404, description = "workflow_not_found (with the key in `X-API-Key`; a key sent in the first message gets the same error as a message)"),
         (status = 429, description = "rate_limited")))]
 pub async fn ws(
     auth: Result<AccountAuth, ApiError>,
@@ -89,7 +90,14 @@ pub async fn ws(
         }
     };
     let presented = match auth {
-        Ok(a) => Presented::Key(a),
+        Ok(a) => {
+            // With the key in the header the workflow can be checked before upgrading: a missing or
+            // another account's workflow is the same plain `404` as on REST.
+            if let Err(e) = crate::routes::workflows::load(&state, &a, &workflow_id).await {
+                return e.into_response();
+            }
+            Presented::Key(a)
+        }
         Err(ApiError::Unauthorized) if headers.contains_key(API_KEY_HEADER) => Presented::Bad,
         Err(ApiError::Unauthorized) => Presented::Later,
         Err(e) => return e.into_response(),
