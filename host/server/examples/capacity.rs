@@ -8,36 +8,18 @@
 //! cargo run --release -p pipecat --example capacity -- runs 1000000
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
+
+use common::{dir_bytes, rss_mib};
 use std::time::Instant;
 
 use pipecat::{FileConfig, RunningServer, ServeConfig};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "capacity-admin";
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
 
 async fn start(dir: &Path) -> anyhow::Result<RunningServer> {
     let mut config = ServeConfig::for_data_dir(dir);

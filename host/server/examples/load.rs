@@ -13,7 +13,10 @@
 //! Every invocation is authenticated, counted against the monthly limit and its run record made durable
 //! (fsynced through the store's group commit) before the answer, exactly as in production.
 
-use std::path::Path;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{dir_bytes, rss_mib};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -63,31 +66,6 @@ fn cpu_time() -> Duration {
     };
     // utime is field 14, stime 15 (1-based); `fields[0]` is field 3. Linux reports them in 1/100 s.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-/// Resident set size of this process in MiB, from `/proc/self/status`.
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Bytes of all files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 async fn run_phase(http: &reqwest::Client, key: &str, phase: &Phase, secs: u64) -> Measured {
