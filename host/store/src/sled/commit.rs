@@ -64,15 +64,24 @@ impl GroupCommit {
 
     /// Stops accepting waiters, lets the thread finish its last flush, and joins it.
     pub(crate) fn shutdown(&self) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.take();
-        }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            tracing::error!("the store flusher thread panicked");
-        }
+        stop_thread(&self.queue, &self.thread, "flusher");
+    }
+}
+
+/// Closes a writer thread's queue (its loop ends once the queue is drained) and joins the thread.
+pub(crate) fn stop_thread<T>(
+    queue: &Mutex<Option<mpsc::Sender<T>>>,
+    thread: &Mutex<Option<JoinHandle<()>>>,
+    name: &str,
+) {
+    if let Ok(mut q) = queue.lock() {
+        q.take();
+    }
+    let handle = thread.lock().ok().and_then(|mut t| t.take());
+    if let Some(handle) = handle
+        && handle.join().is_err()
+    {
+        tracing::error!("the store {name} thread panicked");
     }
 }
 

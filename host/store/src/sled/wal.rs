@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::codec::sled_err;
-use super::commit::flush_durably;
+use super::commit::{flush_durably, stop_thread};
 use crate::{StoreError, StoreResult};
 
 /// The log file in the data directory.
@@ -194,15 +194,7 @@ impl Wal {
 
     /// Stops accepting writes, lets the thread finish (with a last checkpoint), and joins it.
     pub(crate) fn shutdown(&self) {
-        if let Ok(mut q) = self.queue.lock() {
-            q.take();
-        }
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            tracing::error!("the store log thread panicked");
-        }
+        stop_thread(&self.queue, &self.thread, "log");
     }
 }
 
