@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderName, Request};
 use pipecat_sandbox::{Limits, Sandbox, SandboxConfig};
-use pipecat_store::{DynStore, KeyHash, SledStore};
+use pipecat_store::{CachedStore, DynStore, KeyHash, SledStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -105,12 +105,13 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     check_writable(&config.data_dir)?;
     let dir = config.data_dir.clone();
-    let store: DynStore = Arc::new(
+    let sled: DynStore = Arc::new(
         tokio::task::spawn_blocking(move || SledStore::open(&dir))
             .await
             .context("opening the store")?
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
+    let store: DynStore = Arc::new(CachedStore::new(sled));
 
     let (admin_hash, generated_admin_key) = admin_key(&store, config.admin_key.as_deref()).await?;
 

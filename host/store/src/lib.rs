@@ -9,11 +9,16 @@
 //!   account id, a lock file against a second process, a format marker, and a group-commit flusher
 //!   that makes many concurrent writes share one fsync.
 //!
+//! - [`CachedStore`] (`cache.rs`): a read-through memory cache in front of a backend for what every
+//!   invocation reads (key by hash, account, published version), invalidated exactly by the writes.
+//!
 //! # How a write flows
-//! `put_run` → one sled transaction over the run tree and its workflow index → the caller joins the
-//! group-commit queue → the flusher thread takes everyone queued, calls one `flush`, and wakes them all →
-//! `put_run` returns `Ok`. Writers arriving during a flush wait for the next one.
+//! `put_run` → the record and its workflow index inserted into sled → the record appended to the run log
+//! (ADR 004) → the log thread takes everything queued, writes it with one `pwrite` + `fdatasync`, and
+//! wakes every writer of that round → `put_run` returns `Ok`. Other writes (accounts, keys, workflows)
+//! join the group-commit queue of sled flushes the same way.
 
+mod cache;
 pub mod error;
 mod idempotency;
 mod sled;
@@ -27,6 +32,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::cache::CachedStore;
 pub use crate::error::{StoreError, StoreResult};
 pub use crate::idempotency::IdempotencyEntry;
 pub use crate::sled::{Durability, FORMAT_VERSION, MARKER_FILE, SledStore};
@@ -37,6 +43,19 @@ pub use crate::types::{
 
 /// A shared handle to any store backend.
 pub type DynStore = Arc<dyn Store>;
+
+/// What [`Store::published_version`] found.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// The version to run.
+    Found(Arc<WorkflowVersion>),
+    /// No such workflow in the account.
+    NoWorkflow,
+    /// The workflow exists but was never published.
+    NotPublished,
+    /// The workflow is published, but not as this version.
+    NoSuchVersion(u32),
+}
 
 /// The persistence interface of the host. Object safe; all methods are async (a shared-database backend
 /// is next). Ids of another account behave exactly like missing ones: `None` / `false` / empty lists.
@@ -144,6 +163,30 @@ pub trait Store: Send + Sync + 'static {
         workflow_id: Uuid,
         version: u32,
     ) -> StoreResult<Option<WorkflowVersion>>;
+    /// The version an invocation runs: `requested`, or the latest published one.
+    async fn published_version(
+        &self,
+        account_id: Uuid,
+        workflow_id: Uuid,
+        requested: Option<u32>,
+    ) -> StoreResult<Published> {
+        let Some(workflow) = self.get_workflow(account_id, workflow_id).await? else {
+            return Ok(Published::NoWorkflow);
+        };
+        let Some(latest) = workflow.published_version else {
+            return Ok(Published::NotPublished);
+        };
+        let number = requested.unwrap_or(latest);
+        Ok(
+            match self
+                .get_workflow_version(account_id, workflow_id, number)
+                .await?
+            {
+                Some(v) => Published::Found(Arc::new(v)),
+                None => Published::NoSuchVersion(number),
+            },
+        )
+    }
     /// All published versions of a workflow, oldest first.
     async fn list_workflow_versions(
         &self,

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pipecat_store::{Account, RunRecord, RunStatus, StoreError, WorkflowVersion};
+use pipecat_store::{Account, Published, RunRecord, RunStatus, StoreError, WorkflowVersion};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -136,35 +136,31 @@ async fn published_version(
     account_id: Uuid,
     raw_id: &str,
     requested: Option<u32>,
-) -> ApiResult<WorkflowVersion> {
+) -> ApiResult<Arc<WorkflowVersion>> {
     let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::workflow_not_found())?;
-    let workflow = state
+    match state
         .store
-        .get_workflow(account_id, id)
+        .published_version(account_id, id, requested)
         .await
         .map_err(ApiError::internal)?
-        .ok_or_else(ApiError::workflow_not_found)?;
-    let latest = workflow.published_version.ok_or_else(|| {
-        ApiError::not_found("workflow_not_found", "workflow not found or not published")
-    })?;
-    let number = requested.unwrap_or(latest);
-    state
-        .store
-        .get_workflow_version(account_id, id, number)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "version_not_found",
-                format!("the workflow has no published version {number}"),
-            )
-        })
+    {
+        Published::Found(version) => Ok(version),
+        Published::NoWorkflow => Err(ApiError::workflow_not_found()),
+        Published::NotPublished => Err(ApiError::not_found(
+            "workflow_not_found",
+            "workflow not found or not published",
+        )),
+        Published::NoSuchVersion(number) => Err(ApiError::not_found(
+            "version_not_found",
+            format!("the workflow has no published version {number}"),
+        )),
+    }
 }
 
 /// A run that passed every request-level check: what to run, its concurrency permit and its reservation.
 pub struct Accepted {
     /// The published version to run.
-    pub version: WorkflowVersion,
+    pub version: Arc<WorkflowVersion>,
     /// Its parsed form.
     pub workflow: Arc<pipecat_engine::Workflow>,
     /// The run's concurrency permit (held until the run ends).
