@@ -1,20 +1,40 @@
-//! Templates: minijinja without a loader (no file access), with fuel, a recursion limit and an output cap.
+//! Templates: minijinja without a loader (no file access), with fuel, a recursion limit, an output cap and
+//! a per-render byte budget.
 //!
 //! Every template of a workflow is compiled once, when the workflow is parsed, into one [`Templates`] set; a
 //! template is named by its JSON path in the document (`nodes[2].prompt`). The render context holds `input`,
 //! the fields of a JSON object input at top level, and `nodes.<id>.output` of finished nodes. Undefined
 //! values are chainable (`nodes.skipped.output` renders empty). A `fromjson`
 //! filter parses JSON text (e.g. a tool's result) into a value.
+//!
+//! # Limits
+//! Fuel bounds the instructions of a render, but one instruction can do unbounded work: `range(100000) *
+//! 100000000` is a lazy sequence of 10¹³ items that `sum`, `list` or `join` then walk natively, and `join`,
+//! `replace`, `indent`, `tojson`, `batch` or a `{% set %}` block can build gigabytes from a few bytes. So
+//! the builtin filters that walk a sequence refuse one of more than [`MAX_ITEMS`] items, and every byte a
+//! render builds through an emit (`{{ … }}`, also into a block being captured) or an expanding filter is
+//! charged to a budget of [`BUDGET_FACTOR`] × the output cap; the output cap itself is enforced as the text
+//! is written. What minijinja's operators build (`~`, `+`, `*`) it does not let an embedder meter: string
+//! repetition is capped by minijinja itself (10⁸ bytes), the rest is bounded only by fuel.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior, Value};
+use minijinja::{
+    AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior, Value,
+};
 
 /// Instructions one render may execute.
 pub const TEMPLATE_FUEL: u64 = 1_000_000;
 /// Nesting depth of one render.
 pub const TEMPLATE_RECURSION: usize = 64;
+/// Items a filter may walk in one sequence (minijinja's own cap on `range`).
+pub const MAX_ITEMS: usize = 100_000;
+/// Bytes a render may build (emitted or built by filters), as a multiple of its output cap.
+pub const BUDGET_FACTOR: usize = 16;
+/// Largest width a filter may pad or indent to (`indent`, `tojson(indent=…)`, `format` widths).
+const MAX_WIDTH: usize = 1_000;
 
 /// The compiled templates of one workflow.
 pub struct Templates {
@@ -43,6 +63,9 @@ pub enum RenderError {
     /// The template ran out of fuel.
     #[error("template ran out of fuel (too much work)")]
     OutOfFuel,
+    /// The template built more than its byte budget (emitted text, captured blocks, filter results).
+    #[error("template builds more than {0} bytes (too much data)")]
+    OverBudget(usize),
     /// Any other template error (undefined filter, type error, bad JSON for `fromjson`, …).
     #[error("{0}")]
     Failed(String),
@@ -57,6 +80,13 @@ impl Templates {
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_recursion_limit(TEMPLATE_RECURSION);
         env.add_filter("fromjson", fromjson);
+        env.set_formatter(
+            |out: &mut Output<'_>, state: &State<'_, '_>, value: &Value| {
+                charge(value_bytes(value)?)?;
+                minijinja::escape_formatter(out, state, value)
+            },
+        );
+        guard_builtins(&mut env);
         Templates {
             env,
             json_valued: HashSet::new(),
@@ -107,11 +137,22 @@ impl Templates {
             buf: Vec::new(),
             cap,
         };
-        match template.render_captured_to(ctx, &mut out) {
-            Ok(_) => String::from_utf8(out.buf).map_err(|e| RenderError::Failed(e.to_string())),
-            Err(e) if e.kind() == ErrorKind::WriteFailure => Err(RenderError::TooLarge(cap)),
-            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(RenderError::OutOfFuel),
-            Err(e) => Err(RenderError::Failed(describe(e))),
+        let budget = cap.max(1 << 10).saturating_mul(BUDGET_FACTOR);
+        let _budget = Budget::start(budget);
+        // minijinja can panic on hostile input (an overflowing `seq * n` in debug builds, the lexer bug
+        // noted at `check_expression`): a failed render, not a dead task.
+        let rendered = catch_unwind(AssertUnwindSafe(|| {
+            template.render_captured_to(ctx, &mut out)
+        }));
+        match rendered {
+            _ if Budget::exhausted() => Err(RenderError::OverBudget(budget)),
+            Ok(Ok(_)) => String::from_utf8(out.buf).map_err(|e| RenderError::Failed(e.to_string())),
+            Ok(Err(e)) if e.kind() == ErrorKind::WriteFailure => Err(RenderError::TooLarge(cap)),
+            Ok(Err(e)) if e.kind() == ErrorKind::OutOfFuel => Err(RenderError::OutOfFuel),
+            Ok(Err(e)) => Err(RenderError::Failed(describe(e))),
+            Err(_) => Err(RenderError::Failed(
+                "the template engine failed on this template".to_string(),
+            )),
         }
     }
 
@@ -202,6 +243,7 @@ fn check_expression(env: &Environment<'static>, expr: &str) -> Result<(), String
 }
 
 fn fromjson(text: &str) -> Result<Value, Error> {
+    charge(text.len())?;
     serde_json::from_str::<serde_json::Value>(text)
         .map(Value::from_serialize)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}")))
@@ -238,3 +280,7 @@ impl io::Write for Capped {
         Ok(())
     }
 }
+
+mod guard;
+
+use guard::{Budget, charge, guard_builtins, value_bytes};
