@@ -1,6 +1,9 @@
 //! Process-level faults and overload: a crash loop of `kill -9`, a read-only and a full data directory,
 //! twice the concurrency limit, slow-header clients, WebSocket clients that flood or never read, and
 //! signals during the drain. Most tests run the real binary on port 0 (`common/process.rs`).
+//!
+//! Every test starts with `common::watchdog::arm();`: one that hangs ends the test process with a message
+//! naming it (after `common::watchdog::DEFAULT_LIMIT`) rather than holding CI.
 
 mod common;
 #[path = "common/process.rs"]
@@ -240,6 +243,7 @@ async fn all_pages(
 /// was acknowledged is there and every stored record reads back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_of_kill_9_loses_nothing_acknowledged() {
+    common::watchdog::arm();
     const CYCLES: u64 = 50;
     const WRITERS: u64 = 4;
     let dir = tempfile::tempdir().expect("dir");
@@ -431,6 +435,7 @@ fn assert_refused_cleanly(failure: &process::StartFailure, dir: &Path) {
 /// and for an existing store; with the directory writable again the data is all there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_data_dir_is_refused_at_start_with_a_clear_message() {
+    common::watchdog::arm();
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("data dir");
@@ -504,6 +509,7 @@ async fn a_read_only_data_dir_is_refused_at_start_with_a_clear_message() {
 /// fails; restarted with space, everything acknowledged before is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_writes_cleanly_and_loses_nothing_acknowledged() {
+    common::watchdog::arm();
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("data dir");
@@ -634,6 +640,7 @@ fn llm_doc() -> Value {
 /// get a fast `503 overloaded` with `Retry-After`; thousands more refusals do not grow resident memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twice_the_concurrency_limit_gets_fast_503s_and_memory_stays_bounded() {
+    common::watchdog::arm();
     const LIMIT: usize = 4;
     let dir = tempfile::tempdir().expect("dir");
     let llm = FakeLlm::start().await;
@@ -776,6 +783,7 @@ async fn closed_within(
 /// byte at a time are all cut off after `header_read_timeout_secs`, while normal requests are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_header_clients_are_cut_off_after_the_header_read_timeout() {
+    common::watchdog::arm();
     let s = TestServer::start("[limits]\nheader_read_timeout_secs = 1\n").await;
     let addr = s.server.addr;
 
@@ -823,6 +831,58 @@ async fn slow_header_clients_are_cut_off_after_the_header_read_timeout() {
 }
 
 #[test]
+fn every_test_arms_the_watchdog() {
+    common::watchdog::assert_every_test_arms("faults.rs", include_str!("faults.rs"));
+}
+
+/// Dropping a `TestServer` stops the server and deletes its data directory only once the store is
+/// closed: a run that finishes after the test is done is recorded first. Deleting the directory under
+/// the running server made `a_websocket_client_that_never_reads_…` hang (and the next in-process test
+/// with it): a run recorded after the deletion, a value sled keeps in a file of its own, left the store's
+/// last flush waiting forever (see `StopOnDrop` in `common/mod.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_test_server_records_its_last_run_before_its_directory_goes() {
+    common::watchdog::arm();
+    let llm = FakeLlm::start().await;
+    // Over sled's blob threshold (~128 KiB), as the runs of the non-reading WebSocket client are.
+    llm.set_default(Reply::Delayed(
+        Duration::from_millis(300),
+        Box::new(Reply::text("z".repeat(300 * 1024))),
+    ));
+    let s = TestServer::start(&format!(
+        "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"{}\"\n",
+        llm.openai_base_url()
+    ))
+    .await;
+    let (_, key) = s.account(None).await;
+    let id = s.publish(&key, &llm_doc()).await;
+    let in_flight = tokio::spawn(
+        client()
+            .post(format!("{}/invoke/{id}/invoke", s.url))
+            .header("x-api-key", &key)
+            .json(&json!({"input": "late"}))
+            .send(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while llm.request_count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not reach the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let store = Arc::downgrade(&s.server.state.store);
+    let dir = s.dir.path().to_path_buf();
+    drop(s);
+    assert!(store.upgrade().is_none(), "the store is still open");
+    assert!(!dir.exists(), "the data directory was left behind");
+    let answer = in_flight.await.expect("task").expect("answered");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["status"], "success", "{body}");
+}
+
+#[test]
 fn the_header_read_timeout_has_a_safe_default() {
     let limits = pipecat::FileConfig::default().limits;
     assert_eq!(limits.header_read_timeout_secs, 30);
@@ -853,6 +913,7 @@ async fn ws_connect(url: &str, id: &str, key: &str) -> Socket {
 /// about one burst of answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_flooding_messages_is_closed_1008() {
+    common::watchdog::arm();
     let s =
         TestServer::start("[limits]\nws_messages_per_second = 10\nws_message_burst = 20\n").await;
     let (_, key) = s.account(None).await;
@@ -909,6 +970,7 @@ async fn a_websocket_client_flooding_messages_is_closed_1008() {
 /// gone out for `ws_send_timeout_secs`; its runs end and give back their concurrency slots.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_that_never_reads_is_disconnected_and_frees_its_runs() {
+    common::watchdog::arm();
     const SLOTS: usize = 8;
     let s = TestServer::start(&format!(
         "[limits]\nws_send_timeout_secs = 1\nmax_concurrent_runs = {SLOTS}\nws_messages_per_second = 0\n"
@@ -999,6 +1061,7 @@ async fn a_websocket_client_that_never_reads_is_disconnected_and_frees_its_runs(
 /// SIGTERM with an idle WebSocket open: the socket gets a 1001 close frame and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_open_websockets_with_1001_and_exits_0() {
+    common::watchdog::arm();
     let dir = tempfile::tempdir().expect("dir");
     let mut server = Binary::start(dir.path(), None, &[]);
     let http = client();
@@ -1021,6 +1084,7 @@ async fn sigterm_closes_open_websockets_with_1001_and_exits_0() {
 /// `shutdown.rs`), without waiting for the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_during_the_drain_exits_at_once() {
+    common::watchdog::arm();
     let dir = tempfile::tempdir().expect("dir");
     let llm = FakeLlm::start().await;
     llm.set_default(Reply::Delayed(
@@ -1102,6 +1166,7 @@ async fn victim_latencies(http: &reqwest::Client, url: &str, n: usize) -> Vec<Du
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: prints latencies, asserts only that everything was answered"]
 async fn hostile_plugins_measurement() {
+    common::watchdog::arm();
     let n: usize = std::env::var("HOSTILE_N")
         .ok()
         .and_then(|v| v.parse().ok())

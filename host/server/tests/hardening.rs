@@ -25,6 +25,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
 
+#[test]
+fn every_test_arms_the_watchdog() {
+    common::watchdog::assert_every_test_arms("hardening.rs", include_str!("hardening.rs"));
+}
+
 /// Generous bound for any single request: the boxes are shared, this only guards against a hang.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -593,6 +598,7 @@ fn wrong_checksum(key: &str) -> String {
 
 #[tokio::test]
 async fn every_bad_key_gets_the_same_401() {
+    common::watchdog::arm();
     let t = Suite::start("").await;
     let (account_a, key_a, _) = t.account("a").await;
     let (_, key_b, _) = t.account("b").await;
@@ -721,6 +727,7 @@ async fn every_bad_key_gets_the_same_401() {
 
 #[tokio::test]
 async fn websocket_refuses_bad_keys_before_any_run() {
+    common::watchdog::arm();
     let t = Suite::start("").await;
     let (account, key, _) = t.account("a").await;
     let (revoked, revoked_id) = t.key(&account).await;
@@ -823,6 +830,7 @@ fn llm_config(llm: &FakeLlm) -> String {
 
 #[tokio::test]
 async fn another_accounts_objects_are_missing() {
+    common::watchdog::arm();
     let llm = FakeLlm::start().await;
     let t = Suite::start(&llm_config(&llm)).await;
     let (account_a, key_a, key_a_id) = t.account("a").await;
@@ -1155,6 +1163,7 @@ fn check_at(label: &str, got: &Got, at: &Option<(String, Value)>) {
 
 #[tokio::test]
 async fn hostile_requests_get_stable_4xx_answers() {
+    common::watchdog::arm();
     let t = Suite::start("").await;
     let (account, key, _) = t.account("a").await;
     t.upload("a", &key, "calculator").await;
@@ -1217,6 +1226,7 @@ async fn hostile_requests_get_stable_4xx_answers() {
 
 #[tokio::test]
 async fn malformed_ids_in_every_path_are_missing_objects() {
+    common::watchdog::arm();
     let t = Suite::start("").await;
     let (_, key, _) = t.account("a").await;
     let ids: Vec<String> = cases("ids.json", "ids");
@@ -1365,6 +1375,7 @@ fn check_invalid(name: &str, got: &Got, detail: Option<&str>) {
 
 #[tokio::test]
 async fn hostile_workflow_documents_are_refused_in_time() {
+    common::watchdog::arm();
     // A body limit that lets 10,000 nodes with their edges through to validation.
     let t = Suite::start("[limits]\nmax_body_bytes = 8388608\n").await;
     let (_, key, _) = t.account("a").await;
@@ -1467,6 +1478,7 @@ fn nested(depth: usize) -> String {
 
 #[tokio::test]
 async fn nested_values_are_refused_or_kept_readable() {
+    common::watchdog::arm();
     let t = Suite::start("").await;
     let (_, key, _) = t.account("a").await;
     let workflow = t.publish("a", &key, &common::template_workflow()).await;

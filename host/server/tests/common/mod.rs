@@ -1,21 +1,29 @@
 //! Shared helpers: an in-process server on `127.0.0.1:0` over a temporary data directory, and a client.
 #![allow(dead_code)]
 
+pub mod watchdog;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pipecat::{FileConfig, RunningServer, ServeConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio_util::sync::CancellationToken;
 
 /// The admin key of test servers.
 pub const ADMIN: &str = "test-admin-key";
 
-/// A running in-process server and a client for it.
+/// A running in-process server and a client for it. Dropping it stops the server (see [`StopOnDrop`]).
 pub struct TestServer {
     pub server: RunningServer,
     pub http: reqwest::Client,
     pub url: String,
     pub dir: Arc<tempfile::TempDir>,
+    /// Last, so dropped after `server` (and its handle on the store).
+    stop: StopOnDrop,
 }
 
 /// One answer: status, headers and JSON body (`Null` when empty or not JSON).
@@ -49,11 +57,16 @@ impl TestServer {
             .await
             .expect("server starts");
         let url = server.url();
+        let stop = StopOnDrop {
+            shutdown: server.state.shutdown.clone(),
+            dir: Some(dir.clone()),
+        };
         TestServer {
             server,
             http: reqwest::Client::new(),
             url,
             dir,
+            stop,
         }
     }
 
@@ -172,6 +185,78 @@ impl TestServer {
         )
         .await
     }
+}
+
+/// The lock file a store holds (`flock`) for as long as it is open (`pipecat_store`'s `LOCK_FILE`).
+const STORE_LOCK: &str = "pipecat-store.lock";
+
+/// How long dropping a [`TestServer`] waits for its graceful shutdown before leaving the directory to
+/// [`remove_when_closed`].
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Stops the server when its [`TestServer`] is dropped, and keeps the data directory until the store is
+/// closed.
+///
+/// The server's tasks run on the test's runtime and outlive the `TestServer`: a multi-thread runtime runs
+/// them until `#[tokio::test]` drops it, after the test body. Deleting the directory under them made the
+/// faults tests hang: a run recorded after the deletion is a value over sled's blob threshold (~128 KiB),
+/// which sled writes to a file of its own; creating it fails, sled 0.34 leaks the log reservation it had
+/// taken, and the store's last flush (when the runtime dropped the server) waited forever for it, holding
+/// sled's process-wide concurrency lock, which then also blocked the next in-process server of the test
+/// binary on its first transaction.
+struct StopOnDrop {
+    shutdown: CancellationToken,
+    dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let Some(dir) = self.dir.take() else { return };
+        let lock = dir.path().join(STORE_LOCK);
+        let closed = match Handle::try_current().map(|h| h.runtime_flavor()) {
+            // Other threads run the shutdown (stop accepting, drain runs, flush, close the store) meanwhile.
+            Ok(RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| wait_closed(&lock, STOP_WAIT))
+            }
+            // A current-thread runtime runs the server only while the test awaits something.
+            Ok(_) => store_closed(&lock),
+            Err(_) => wait_closed(&lock, STOP_WAIT),
+        };
+        if !closed {
+            remove_when_closed(dir, lock);
+        }
+    }
+}
+
+/// True once no store holds the lock file (or there is none).
+fn store_closed(lock: &Path) -> bool {
+    std::fs::File::open(lock).map_or(true, |f| f.try_lock().is_ok())
+}
+
+fn wait_closed(lock: &Path, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while !store_closed(lock) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Drops this handle on the directory (deleting it if it was the last) from a thread, once the store has
+/// released its lock: when the runtime drops the server's tasks at the end of the test. (Should no thread
+/// start, the handle is dropped at once, as it always was before.)
+fn remove_when_closed(dir: Arc<tempfile::TempDir>, lock: PathBuf) {
+    let _ = std::thread::Builder::new()
+        .name("test-dir-cleanup".into())
+        .spawn(move || {
+            if let Ok(file) = std::fs::File::open(&lock) {
+                let _ = file.lock();
+            }
+            drop(dir);
+        });
 }
 
 /// The bytes of a shipped plugin.
