@@ -23,6 +23,8 @@ pub struct AccountAuth {
     pub account: Account,
     /// The key's id.
     pub key_id: Uuid,
+    /// The key's hash, to check it again later (a WebSocket connection does, before each message).
+    pub key_hash: KeyHash,
 }
 
 impl AccountAuth {
@@ -49,9 +51,18 @@ pub async fn account_for_key(state: &AppState, key: &str) -> Result<Option<Accou
     if !keys::is_well_formed_live(key) {
         return Ok(None);
     }
+    account_for_hash(state, KeyHash::of(key)).await
+}
+
+/// Resolves the key with this hash, or `None` if it is unknown or revoked (or its account is gone). A
+/// lookup served by the store's cache: cheap enough to repeat per message.
+pub async fn account_for_hash(
+    state: &AppState,
+    hash: KeyHash,
+) -> Result<Option<AccountAuth>, ApiError> {
     let Some(api_key) = state
         .store
-        .api_key_by_hash(&KeyHash::of(key))
+        .api_key_by_hash(&hash)
         .await
         .map_err(ApiError::internal)?
     else {
@@ -71,6 +82,7 @@ pub async fn account_for_key(state: &AppState, key: &str) -> Result<Option<Accou
     Ok(Some(AccountAuth {
         account,
         key_id: api_key.id,
+        key_hash: hash,
     }))
 }
 

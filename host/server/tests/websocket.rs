@@ -204,3 +204,88 @@ async fn a_dropped_connection_cancels_its_runs_and_shutdown_closes_1001() {
     s.server.shutdown();
     assert_eq!(recv(&mut socket).await, Err(1001));
 }
+
+#[tokio::test]
+async fn revoking_the_key_closes_an_open_connection_at_its_next_message() {
+    let s = TestServer::start("").await;
+    let (account, key) = s.account(None).await;
+    let id = s.publish(&key, &template_workflow()).await;
+    let mut socket = connect(&s, &id, Some(&key)).await;
+    ready(&mut socket).await;
+    send(&mut socket, json!({"type": "ping", "id": 1})).await;
+    assert_eq!(recv(&mut socket).await.expect("pong")["type"], "pong");
+
+    let keys = s
+        .get(&format!("/v1/accounts/{account}/keys"), common::ADMIN)
+        .await;
+    let key_id = keys.body["keys"][0]["id"]
+        .as_str()
+        .expect("key id")
+        .to_string();
+    let second = s
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            common::ADMIN,
+            &json!({"name": "second"}),
+        )
+        .await;
+    let second = second.body["key"]
+        .as_str()
+        .expect("a second key")
+        .to_string();
+    let revoked = s.delete(&format!("/v1/keys/{key_id}"), common::ADMIN).await;
+    assert_eq!(revoked.status, reqwest::StatusCode::NO_CONTENT);
+
+    send(&mut socket, json!({"input": "after revocation"})).await;
+    assert_eq!(recv(&mut socket).await, Err(1008));
+    let runs = s.get(&format!("/v1/workflows/{id}/runs"), &second).await;
+    assert_eq!(
+        runs.body["runs"].as_array().map(Vec::len),
+        Some(0),
+        "no run started with the revoked key: {}",
+        runs.body
+    );
+}
+
+#[tokio::test]
+async fn each_invoke_message_counts_against_the_key_rate() {
+    // A burst of 3: the upgrade takes one, two runs the rest; the third run is refused.
+    let s = TestServer::start("[limits]\nrate_per_key_per_second = 0.001\nrate_burst = 3\n").await;
+    let (account, key) = s.account(None).await;
+    let id = s.publish(&key, &template_workflow()).await;
+    // A key of its own, untouched by the set-up's requests (the rate is per key).
+    let fresh = s
+        .post(
+            &format!("/v1/accounts/{account}/keys"),
+            common::ADMIN,
+            &json!({"name": "ws"}),
+        )
+        .await;
+    let fresh = fresh.body["key"]
+        .as_str()
+        .expect("a second key")
+        .to_string();
+    let mut socket = connect(&s, &id, Some(&fresh)).await;
+    ready(&mut socket).await;
+    let mut finished = 0;
+    let mut refused = Vec::new();
+    for n in 0..3 {
+        send(&mut socket, json!({"input": "Cy", "id": n})).await;
+    }
+    while finished + refused.len() < 3 {
+        let m = recv(&mut socket).await.expect("message");
+        match m["type"].as_str() {
+            Some("run_finished") => finished += 1,
+            Some("error") => refused.push(m),
+            _ => {}
+        }
+    }
+    assert_eq!(finished, 2, "{refused:?}");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        refused[0]["error"]["code"], "rate_limited",
+        "{}",
+        refused[0]
+    );
+    assert_eq!(refused[0]["id"], 2);
+}

@@ -4,6 +4,8 @@
 //! - Authentication: the `X-API-Key` header of the upgrade request, or else a first message
 //!   `{"type": "auth", "api_key": "…"}` within `[streaming] ws_auth_timeout_secs`. The server then sends
 //!   `{"type": "ready", "workflow_id"}`. A bad key closes the connection with code 1008 before any run.
+//!   The key is checked again before every message: once revoked, the next message closes the
+//!   connection with 1008 (runs already started finish), and account changes apply to the next run.
 //! - Runs: `{"type": "invoke", "input": …, "id"?: …, "version"?, "on_disconnect"?, "webhook"?}` (or just
 //!   `{"input": …}`). Several runs may be in flight at once; their events (schema in [`crate::live`]) name
 //!   their `run_id` and carry the message's `id` when it had one. Request-level failures answer
@@ -15,7 +17,7 @@
 //!
 //! # Close codes
 //! 1000 the client closed; 1001 the server is shutting down (after the runs in flight on the connection
-//! finish); 1008 bad or missing key, or no `auth` message in time; 1009 a message over
+//! finish); 1008 bad, missing or revoked key, or no `auth` message in time; 1009 a message over
 //! `[streaming] ws_max_message_bytes`, or more messages than `[limits] ws_messages_per_second` (bursts of
 //! `ws_message_burst`) allow; 4408 idle: no message for `ws_idle_timeout_secs` while no run was in flight.
 //!
@@ -37,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::auth::{API_KEY_HEADER, AccountAuth, account_for_key};
+use crate::auth::{API_KEY_HEADER, AccountAuth, account_for_hash, account_for_key};
 use crate::error::ApiError;
 use crate::live::{EVENT_BUFFER, event_type};
 use crate::routes::invoke::{accept, parse_value};
@@ -334,6 +336,10 @@ impl Connection {
                                 close(socket, CLOSE_TOO_BIG, "message too big").await;
                                 return;
                             }
+                            if !self.still_authorized().await {
+                                close(socket, CLOSE_POLICY, "the API key was revoked").await;
+                                return;
+                            }
                             let reply = self.handle(text.as_str(), draining).await;
                             if let Some(reply) = reply
                                 && !send(socket, &reply, within).await
@@ -390,6 +396,23 @@ impl Connection {
         }
     }
 
+    /// Checks the connection's key again (a store cache hit) and takes the account as it is now, so a
+    /// revoked key stops a connection at its next message and plan changes apply to the next run. Runs
+    /// already started finish. A store error keeps the connection: the message then fails on its own.
+    async fn still_authorized(&mut self) -> bool {
+        match account_for_hash(&self.state, self.auth.key_hash).await {
+            Ok(Some(fresh)) => {
+                self.auth = fresh;
+                true
+            }
+            Ok(None) => {
+                tracing::info!(key_id = %self.auth.key_id, "WebSocket key revoked: closing");
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
     /// Handles one text message; returns the direct reply, if any.
     async fn handle(&mut self, text: &str, draining: bool) -> Option<Value> {
         let value: Value = match serde_json::from_str(text) {
@@ -435,6 +458,12 @@ impl Connection {
     }
 
     async fn invoke(&mut self, value: Value, id: Option<Value>) -> Result<(), ApiError> {
+        // Each run counts against its key's request rate, as a REST invocation does.
+        if let Err(wait) = self.state.rate.check(&self.auth.key_id.to_string()) {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         let body = parse_value(value)?;
         if body.run_async {
             return Err(ApiError::bad_request(
