@@ -143,6 +143,10 @@ pub struct LimitsConfig {
     pub max_plugin_bytes: usize,
     /// Runs executing at once; further invocations get `503 overloaded`.
     pub max_concurrent_runs: usize,
+    /// Runs one account may have executing at once, so one tenant cannot hold every slot; further
+    /// invocations of that account get `503 overloaded` (`"scope": "account"`). `0`: only the server-wide
+    /// limit applies (the default).
+    pub max_concurrent_runs_per_account: usize,
     /// Sustained requests per second per API key (token bucket); `0` disables the limit.
     pub rate_per_key_per_second: f64,
     /// Burst size of the per-key token bucket.
@@ -180,6 +184,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_plugin_bytes: 32 * 1024 * 1024,
             max_concurrent_runs: 256,
+            max_concurrent_runs_per_account: 0,
             rate_per_key_per_second: 0.0,
             rate_burst: 100,
             shutdown_grace_secs: 30,

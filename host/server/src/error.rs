@@ -112,9 +112,20 @@ pub enum ApiError {
     /// `503 overloaded`: at the concurrency limit.
     #[error("the server is at its concurrency limit; retry shortly")]
     Overloaded,
+    /// `503 overloaded` (`"scope": "account"`): the account is at its own concurrency limit.
+    #[error(
+        "this account already has {limit} runs executing (its concurrency limit); retry shortly"
+    )]
+    AccountOverloaded {
+        /// Runs the account may have executing at once.
+        limit: usize,
+    },
     /// `503 shutting_down`.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// `507 storage_full`: the disk holding the store is full; nothing of the request was recorded.
+    #[error("the server's storage is full: nothing was recorded; retry later")]
+    StorageFull,
     /// `500 internal_error`: details go to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -143,8 +154,20 @@ impl ApiError {
     }
 
     /// A `500` from any error (logged, not shown).
+    /// A failure of the server's own (`500 internal_error`), or `507 storage_full` when the store's disk
+    /// is full, wherever in the error's chain that was said.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(err.into())
+        let err = err.into();
+        let disk_full = err.chain().any(|cause| {
+            cause
+                .downcast_ref::<pipecat_store::StoreError>()
+                .is_some_and(pipecat_store::StoreError::is_disk_full)
+        });
+        if disk_full {
+            tracing::error!(error = ?err, "the store's disk is full");
+            return Self::StorageFull;
+        }
+        Self::Internal(err)
     }
 
     /// The HTTP status.
@@ -166,7 +189,10 @@ impl ApiError {
             Self::RunLimitExceeded { .. } | Self::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::Overloaded | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::AccountOverloaded { .. } | Self::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -188,8 +214,9 @@ impl ApiError {
             Self::InvalidPlugin { code, .. } => code,
             Self::RunLimitExceeded { .. } => "run_limit_exceeded",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Overloaded => "overloaded",
+            Self::Overloaded | Self::AccountOverloaded { .. } => "overloaded",
             Self::ShuttingDown => "shutting_down",
+            Self::StorageFull => "storage_full",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -225,6 +252,11 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Overloaded | Self::ShuttingDown => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            Self::AccountOverloaded { limit } => {
+                error["scope"] = json!("account");
+                error["limit"] = json!(limit);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             }
             _ => {}

@@ -1,10 +1,12 @@
-//! Request-level limits: the per-key token bucket and the calendar-month window of run limits.
+//! Request-level limits: the per-key token bucket, the per-account share of the run slots and the
+//! calendar-month window of run limits.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use time::{Date, Month, OffsetDateTime, Time};
+use uuid::Uuid;
 
 /// Per-key token buckets (`rate` tokens a second, at most `burst`). A rate of `0` disables the limiter.
 #[derive(Debug)]
@@ -113,5 +115,64 @@ mod tests {
             rfc3339(next_month_start(datetime!(2026-02-10 1:00 UTC))),
             "2026-03-01T00:00:00Z"
         );
+    }
+}
+
+/// Runs each account has executing, against `[limits] max_concurrent_runs_per_account`.
+#[derive(Debug, Clone)]
+pub struct AccountSlots {
+    limit: usize,
+    held: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+/// One run's slot of its account; given back on drop.
+#[derive(Debug)]
+pub struct AccountSlot {
+    account_id: Uuid,
+    held: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl AccountSlots {
+    /// `limit` runs per account (`0`: unlimited).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            held: Arc::default(),
+        }
+    }
+
+    /// The per-account limit, if any.
+    pub fn limit(&self) -> Option<usize> {
+        (self.limit > 0).then_some(self.limit)
+    }
+
+    /// A slot for one more run of `account_id`; `Ok(None)` when there is no per-account limit, `Err(())`
+    /// when the account already has `limit` runs executing.
+    pub fn try_acquire(&self, account_id: Uuid) -> Result<Option<AccountSlot>, ()> {
+        if self.limit == 0 {
+            return Ok(None);
+        }
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(account_id).or_insert(0);
+        if *n >= self.limit {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(AccountSlot {
+            account_id,
+            held: self.held.clone(),
+        }))
+    }
+}
+
+impl Drop for AccountSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.account_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.account_id);
+            }
+        }
     }
 }

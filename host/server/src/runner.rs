@@ -259,11 +259,7 @@ async fn execute(
     if stored.is_ok() {
         state.monitor.run_finished(&record);
     }
-    let failure = stored
-        .as_ref()
-        .err()
-        .or(events_stored.as_ref().err())
-        .map(ToString::to_string);
+    let failure = stored.err().or(events_stored.err());
     let body = outcome.response_body();
     if let Some(claim) = idempotency {
         if failure.is_none() {
@@ -306,7 +302,7 @@ async fn execute(
         ));
     }
     match failure {
-        Some(e) => Err(anyhow::anyhow!("recording run {run_id}: {e}")),
+        Some(e) => Err(anyhow::Error::new(e).context(format!("recording run {run_id}"))),
         None => Ok(outcome),
     }
 }

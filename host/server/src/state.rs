@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{LimitsConfig, MonitoringConfig, RetentionConfig};
-use crate::limits::RateLimiter;
+use crate::limits::{AccountSlots, RateLimiter};
 use crate::live::{LiveRuns, StreamingConfig};
 use crate::runtime::Runtime;
 use crate::stats::Monitor;
@@ -35,6 +35,8 @@ pub struct Shared {
     pub rate: RateLimiter,
     /// One permit per run allowed to execute at once.
     pub run_slots: Arc<Semaphore>,
+    /// Each account's share of the run slots.
+    pub account_slots: AccountSlots,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Tracks runs in flight so shutdown can drain them.
@@ -62,6 +64,7 @@ impl AppState {
     ) -> Self {
         let rate = RateLimiter::new(limits.rate_per_key_per_second, limits.rate_burst);
         let run_slots = Arc::new(Semaphore::new(limits.max_concurrent_runs.max(1)));
+        let account_slots = AccountSlots::new(limits.max_concurrent_runs_per_account);
         let monitor = Monitor::start(store.clone(), MonitoringConfig::default());
         Self(Arc::new(Shared {
             store,
@@ -71,6 +74,7 @@ impl AppState {
             admin_hash,
             rate,
             run_slots,
+            account_slots,
             shutdown: CancellationToken::new(),
             runs_in_flight: TaskTracker::new(),
             ws_connections: TaskTracker::new(),

@@ -450,3 +450,78 @@ async fn webhooks_to_private_addresses_are_refused_unless_allowed() {
     let runs = s.get(&format!("/v1/workflows/{id}/runs"), &key).await;
     assert_eq!(runs.body["runs"].as_array().map(Vec::len), Some(0));
 }
+
+/// With `max_concurrent_runs_per_account`, one account's runs in flight cannot take every slot: its next
+/// invocation is refused with `503 overloaded` (`"scope": "account"`), while another account still runs.
+#[tokio::test]
+async fn an_account_at_its_own_concurrency_limit_is_refused_and_others_still_run() {
+    let llm = FakeLlm::start().await;
+    llm.set_default(Reply::Delayed(
+        Duration::from_secs(30),
+        Box::new(Reply::text("late")),
+    ));
+    let s = TestServer::start(&llm_config(
+        &llm,
+        "[limits]\nmax_concurrent_runs = 10\nmax_concurrent_runs_per_account = 2\n",
+    ))
+    .await;
+    let (_, a) = s.account(None).await;
+    let (_, b) = s.account(None).await;
+    let wa = s.publish(&a, &llm_workflow()).await;
+    let wb = s.publish(&b, &llm_workflow()).await;
+    let body = json!({"input": "hi", "mode": "async"});
+    let start = |key: String, id: String| {
+        let body = body.clone();
+        let s = &s;
+        async move { s.post(&format!("/invoke/{id}/invoke"), &key, &body).await }
+    };
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let r = start(a.clone(), wa.clone()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        running.push((
+            a.clone(),
+            r.body["run_id"].as_str().expect("run id").to_string(),
+        ));
+    }
+    let refused = start(a.clone(), wa.clone()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "overloaded");
+    assert_eq!(refused.body["error"]["scope"], "account");
+    assert_eq!(refused.body["error"]["limit"], 2);
+    assert_eq!(refused.headers["retry-after"], "1");
+
+    let other = start(b.clone(), wb.clone()).await;
+    assert_eq!(
+        other.status,
+        StatusCode::ACCEPTED,
+        "another account runs: {}",
+        other.body
+    );
+    running.push((
+        b.clone(),
+        other.body["run_id"].as_str().expect("run id").to_string(),
+    ));
+
+    // A finished run gives its slot back.
+    let (key, first) = &running[0];
+    let cancelled = s
+        .post(&format!("/v1/runs/{first}/cancel"), key, &json!({}))
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let again = wait_for(Duration::from_secs(10), || async {
+        let r = start(a.clone(), wa.clone()).await;
+        (r.status == StatusCode::ACCEPTED).then(|| r.body["run_id"].as_str().map(str::to_string))
+    })
+    .await;
+    running.push((a.clone(), again.expect("run id")));
+    for (key, run) in &running[1..] {
+        s.post(&format!("/v1/runs/{run}/cancel"), key, &json!({}))
+            .await;
+    }
+}

@@ -29,7 +29,7 @@ use crate::error::{
     nests_deeper_than, value_depth,
 };
 use crate::idempotency;
-use crate::limits::{month_key, next_month_start, rfc3339};
+use crate::limits::{AccountSlot, month_key, next_month_start, rfc3339};
 use crate::routes::PathParam;
 use crate::routes::accounts::effective_limit;
 use crate::runner::{self, OnDisconnect, RunRequest};
@@ -163,8 +163,8 @@ pub struct Accepted {
     pub version: Arc<WorkflowVersion>,
     /// Its parsed form.
     pub workflow: Arc<pipecat_engine::Workflow>,
-    /// The run's concurrency permit (held until the run ends).
-    pub permit: OwnedSemaphorePermit,
+    /// The run's concurrency permits, server-wide and of its account (held until the run ends).
+    pub permit: (OwnedSemaphorePermit, Option<AccountSlot>),
     /// When the run was accepted.
     pub started_at: OffsetDateTime,
     /// The account's monthly limit (`None`: unlimited).
@@ -209,6 +209,14 @@ pub async fn accept(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
+    let account_slot =
+        state
+            .account_slots
+            .try_acquire(account.id)
+            .map_err(|()| ApiError::AccountOverloaded {
+                limit: state.account_slots.limit().unwrap_or(0),
+            })?;
+    let permit = (permit, account_slot);
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
