@@ -141,21 +141,16 @@ impl AccountSlots {
         }
     }
 
-    /// The per-account limit, if any.
-    pub fn limit(&self) -> Option<usize> {
-        (self.limit > 0).then_some(self.limit)
-    }
-
-    /// A slot for one more run of `account_id`; `Ok(None)` when there is no per-account limit, `Err(())`
+    /// A slot for one more run of `account_id`; `Ok(None)` when there is no per-account limit, `Err(limit)`
     /// when the account already has `limit` runs executing.
-    pub fn try_acquire(&self, account_id: Uuid) -> Result<Option<AccountSlot>, ()> {
+    pub fn try_acquire(&self, account_id: Uuid) -> Result<Option<AccountSlot>, usize> {
         if self.limit == 0 {
             return Ok(None);
         }
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let n = held.entry(account_id).or_insert(0);
         if *n >= self.limit {
-            return Err(());
+            return Err(self.limit);
         }
         *n += 1;
         Ok(Some(AccountSlot {

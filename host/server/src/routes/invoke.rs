@@ -209,13 +209,10 @@ pub async fn accept(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::Overloaded)?;
-    let account_slot =
-        state
-            .account_slots
-            .try_acquire(account.id)
-            .map_err(|()| ApiError::AccountOverloaded {
-                limit: state.account_slots.limit().unwrap_or(0),
-            })?;
+    let account_slot = state
+        .account_slots
+        .try_acquire(account.id)
+        .map_err(|limit| ApiError::AccountOverloaded { limit })?;
     let permit = (permit, account_slot);
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
