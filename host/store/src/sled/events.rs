@@ -16,6 +16,7 @@ impl SledStore {
         events: &[Value],
     ) -> StoreResult<()> {
         let value = enc("run events", &events)?;
+        self.room_for(value.len(), "recording run events")?;
         self.t
             .run_events
             .insert(keys::pair(account_id, run_id), value)

@@ -30,6 +30,7 @@ impl SledStore {
     ) -> StoreResult<Option<IdempotencyEntry>> {
         let k = key(account_id, idempotency_key)?;
         let new = enc("idempotency entry", entry)?;
+        self.room_for(new.len(), "recording an idempotency key")?;
         loop {
             let current = self
                 .t
@@ -60,12 +61,11 @@ impl SledStore {
         idempotency_key: &str,
         entry: &IdempotencyEntry,
     ) -> StoreResult<()> {
+        let value = enc("idempotency entry", entry)?;
+        self.room_for(value.len(), "recording an idempotency key")?;
         self.t
             .idempotency
-            .insert(
-                key(account_id, idempotency_key)?,
-                enc("idempotency entry", entry)?,
-            )
+            .insert(key(account_id, idempotency_key)?, value)
             .ctx("recording an idempotency key")?;
         Ok(())
     }

@@ -10,6 +10,7 @@ mod keys;
 mod open;
 mod plugins;
 mod runs;
+mod space;
 mod stats;
 mod wal;
 mod workflows;
@@ -537,6 +538,8 @@ impl Store for SledStore {
     }
 
     async fn check_ready(&self) -> StoreResult<()> {
+        // Not ready while large values would be refused for want of space.
+        self.room_for(space::LARGE, "checking free space")?;
         let now = OffsetDateTime::now_utc()
             .unix_timestamp_nanos()
             .to_be_bytes();

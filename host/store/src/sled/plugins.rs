@@ -22,6 +22,7 @@ impl SledStore {
     ) -> StoreResult<PluginVersion> {
         let prefix = keys::plugin_prefix(account_id, name)?;
         let hash = blake3::hash(bytes);
+        self.room_for(bytes.len(), "storing plugin bytes")?;
         // Identical bytes are stored once: insert only when absent (a concurrent identical insert is fine).
         self.t
             .plugin_blobs

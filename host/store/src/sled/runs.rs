@@ -16,6 +16,7 @@ impl SledStore {
         let mut value = Vec::with_capacity(512);
         value.push(status);
         value.extend_from_slice(&enc("run", run)?);
+        self.room_for(value.len(), "recording a run")?;
         let key = keys::pair(run.account_id, run.run_id);
         let index = keys::triple(run.account_id, run.workflow_id, run.run_id);
         // Index value: status byte ‖ version (be), so listings filter without reading records.

@@ -11,6 +11,8 @@ const PRUNE_BATCH: usize = 4096;
 
 impl SledStore {
     pub(super) fn put_stats_sync(&self, blobs: &[StatsBlob]) -> StoreResult<()> {
+        let size = blobs.iter().map(|b| b.data.len()).max().unwrap_or(0);
+        self.room_for(size, "writing statistics")?;
         let mut batch = sled::Batch::default();
         for blob in blobs {
             batch.insert(

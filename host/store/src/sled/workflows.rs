@@ -10,11 +10,13 @@ use uuid::Uuid;
 use super::SledStore;
 use super::codec::{SledResultExt, dec, enc, tx_dec, tx_enc, tx_err};
 use super::keys;
+use super::space::json_len;
 use crate::{StoreError, StoreResult, Workflow, WorkflowVersion};
 
 impl SledStore {
     pub(super) fn create_workflow_sync(&self, workflow: &Workflow) -> StoreResult<()> {
         let value = enc("workflow", workflow)?;
+        self.room_for(value.len(), "creating a workflow")?;
         self.t
             .workflows
             .compare_and_swap(
@@ -60,6 +62,7 @@ impl SledStore {
         updated_at: OffsetDateTime,
     ) -> StoreResult<Option<Workflow>> {
         let key = keys::pair(account_id, id);
+        self.room_for(json_len(&draft), "saving a draft")?;
         self.t
             .workflows
             .transaction(|t| {
@@ -101,6 +104,7 @@ impl SledStore {
         published_at: OffsetDateTime,
     ) -> StoreResult<Option<WorkflowVersion>> {
         let key = keys::pair(account_id, workflow_id);
+        self.room_for(json_len(&document), "publishing a workflow")?;
         (&self.t.workflows, &self.t.workflow_versions)
             .transaction(|(wfs, versions)| {
                 let Some(v) = wfs.get(key)? else {
