@@ -7,6 +7,7 @@ mod commit;
 mod events;
 mod idempotency;
 mod keys;
+mod malloc;
 mod open;
 mod plugins;
 mod runs;

@@ -16,8 +16,10 @@ pub const MARKER_FILE: &str = "pipecat-store.json";
 pub const FORMAT_VERSION: u32 = 1;
 /// The lock file held (flock) for the life of the store.
 pub(crate) const LOCK_FILE: &str = "pipecat-store.lock";
-/// The size of sled's page cache.
-const SLED_CACHE_BYTES: u64 = 64 << 20;
+/// The size of sled's page cache. sled counts a cached page by its size on disk; the memory it takes is
+/// larger (about 1× on the write path, about 2.5× for pages read back), so this is kept small: the hot
+/// entities fit many times over, and run records are written once and rarely read again (issue #8).
+const SLED_CACHE_BYTES: u64 = 16 << 20;
 /// The sub-directory holding sled's files.
 pub(crate) const SLED_DIR: &str = "sled";
 /// Key in the meta tree written when the store is created; a store that opens without it started empty.
@@ -183,7 +185,8 @@ fn refuse_foreign(dir: &Path) -> StoreResult<()> {
 
 fn open_sled(dir: &Path, sled_path: &Path) -> StoreResult<sled::Db> {
     // sled's page cache defaults to 1 GiB, which a busy store fills with run records nobody reads again;
-    // 64 MiB keeps the hot entities and recent runs (resident memory stays bounded, docs/benchmarks.md).
+    // 16 MiB keeps the hot entities and recent runs (resident memory stays bounded, docs/benchmarks.md).
+    super::malloc::pin_mmap_threshold();
     let config = sled::Config::new()
         .path(sled_path)
         .flush_every_ms(None)
