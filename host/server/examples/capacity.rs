@@ -7,13 +7,17 @@
 //! # Resident memory and store size after recording N runs (default 1,000,000; template runs, 32 clients).
 //! cargo run --release -p pipecat --example capacity -- runs 1000000
 //! ```
+//!
+//! `CAPACITY_TRIM=1` calls glibc's `malloc_trim(0)` before each reading of `runs` (memory freed but kept
+//! by the allocator is then not counted). `CAPACITY_EXIT=1` exits right after the last reading of `runs`,
+//! without shutting down (under `heaptrack`, the leak list is then what was live).
 
 #[path = "common/mod.rs"]
 mod common;
 
 use std::path::Path;
 
-use common::{dir_bytes, rss_mib};
+use common::{anon_mib, dir_bytes, rss_mib};
 use std::time::Instant;
 
 use pipecat::{FileConfig, RunningServer, ServeConfig};
@@ -207,10 +211,12 @@ async fn runs(n: u64) -> anyhow::Result<()> {
             w.await??;
         }
         done += batch;
+        common::trim_if("CAPACITY_TRIM");
         println!(
-            "{done} runs in {:.0} s: resident {:.0} MiB, store {:.1} MiB",
+            "{done} runs in {:.0} s: resident {:.0} MiB ({:.0} MiB anonymous), store {:.1} MiB",
             started.elapsed().as_secs_f64(),
             rss_mib(),
+            anon_mib(),
             dir_bytes(dir.path()) as f64 / 1048576.0
         );
     }
@@ -220,6 +226,12 @@ async fn runs(n: u64) -> anyhow::Result<()> {
         rss_mib(),
         grown as f64 / n as f64
     );
+    if std::env::var_os("CAPACITY_EXIT").is_some() {
+        // Leaves everything allocated, so a heap profiler's "leaked" list is what was live here (the
+        // files go: the running server keeps only its handles).
+        let _ = std::fs::remove_dir_all(dir.path());
+        std::process::exit(0);
+    }
     server.shutdown();
     server.wait().await
 }
