@@ -81,7 +81,11 @@ async fn a_large_write_on_a_full_disk_fails_and_later_writes_still_answer() {
     }
     // Writes through sled's own flush and through the run log both answer (they may fail: the disk is
     // full), and so does closing the store.
-    let _ = within("a key write", store.create_api_key(&api_key(acct.id, "pc_live_x"))).await;
+    let _ = within(
+        "a key write",
+        store.create_api_key(&api_key(acct.id, "pc_live_x")),
+    )
+    .await;
     let _ = within(
         "a small put_run",
         store.put_run(&run(acct.id, wf.id, RunStatus::Success)),

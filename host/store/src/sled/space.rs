@@ -52,7 +52,9 @@ fn room_for(dir: &Path, len: usize, what: &str) -> StoreResult<()> {
     if len < LARGE {
         return Ok(());
     }
-    let needed = u64::try_from(len).unwrap_or(u64::MAX).saturating_add(HEADROOM);
+    let needed = u64::try_from(len)
+        .unwrap_or(u64::MAX)
+        .saturating_add(HEADROOM);
     match available(dir) {
         Some(free) if free < needed => Err(StoreError::DiskFull {
             context: format!("{what} ({len} bytes; {free} bytes free)"),
