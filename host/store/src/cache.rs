@@ -25,20 +25,25 @@ use crate::{
     WorkflowVersion,
 };
 
-/// Entries per map before it is emptied.
+/// Entries of the key, account and latest-version maps before one is emptied (small entries).
 const CAPACITY: usize = 100_000;
+/// Entries of the published-version map: each holds a whole document (up to the body limit), so it
+/// matches the server's cache of parsed workflows.
+const VERSION_CAPACITY: usize = 10_000;
 
 /// One bounded map with an invalidation epoch.
 struct Map<K, V> {
     entries: RwLock<HashMap<K, V>>,
+    capacity: usize,
     /// Bumped (under the write lock) by every invalidation.
     epoch: AtomicU64,
 }
 
 impl<K: Hash + Eq, V: Clone> Map<K, V> {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Map {
             entries: RwLock::new(HashMap::new()),
+            capacity,
             epoch: AtomicU64::new(0),
         }
     }
@@ -64,7 +69,7 @@ impl<K: Hash + Eq, V: Clone> Map<K, V> {
         if let Some(v) = &loaded {
             let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
             if self.epoch.load(Ordering::Acquire) == seen {
-                if entries.len() >= CAPACITY {
+                if entries.len() >= self.capacity {
                     entries.clear();
                 }
                 entries.insert(key, v.clone());
@@ -103,10 +108,10 @@ impl CachedStore {
     pub fn new(inner: DynStore) -> Self {
         CachedStore {
             inner,
-            keys: Map::new(),
-            accounts: Map::new(),
-            latest: Map::new(),
-            versions: Map::new(),
+            keys: Map::new(CAPACITY),
+            accounts: Map::new(CAPACITY),
+            latest: Map::new(CAPACITY),
+            versions: Map::new(VERSION_CAPACITY),
         }
     }
 
@@ -437,7 +442,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_raced_an_invalidation_does_not_fill_the_cache() {
-        let map: Map<u32, &str> = Map::new();
+        let map: Map<u32, &str> = Map::new(CAPACITY);
         // The load reads the old value, then a write invalidates before the load's answer is kept.
         let loaded = map
             .get_or_load(1, async {
