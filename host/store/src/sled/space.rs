@@ -11,6 +11,8 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use sled::transaction::ConflictableTransactionError;
+
 use super::SledStore;
 use crate::{StoreError, StoreResult};
 
@@ -40,11 +42,16 @@ impl SledStore {
     pub(super) fn room_for(&self, len: usize, what: &str) -> StoreResult<()> {
         room_for(&self.dir, len, what)
     }
-}
 
-/// The encoded size of a JSON value (0 if it cannot be encoded: the write then fails on its own).
-pub(super) fn json_len(value: &serde_json::Value) -> usize {
-    serde_json::to_vec(value).map_or(0, |v| v.len())
+    /// [`SledStore::room_for`] inside a transaction (aborting it), for a value already encoded there.
+    pub(super) fn tx_room_for(
+        &self,
+        value: &[u8],
+        what: &str,
+    ) -> Result<(), ConflictableTransactionError<StoreError>> {
+        self.room_for(value.len(), what)
+            .map_err(ConflictableTransactionError::Abort)
+    }
 }
 
 /// `Ok` unless `len` is [`LARGE`] and the file system holding `dir` lacks room for it plus [`HEADROOM`].

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::SledStore;
 use super::codec::{SledResultExt, dec, enc, tx_dec, tx_enc, tx_err};
 use super::keys;
-use super::space::json_len;
 use crate::{StoreError, StoreResult, Workflow, WorkflowVersion};
 
 impl SledStore {
@@ -62,7 +61,6 @@ impl SledStore {
         updated_at: OffsetDateTime,
     ) -> StoreResult<Option<Workflow>> {
         let key = keys::pair(account_id, id);
-        self.room_for(json_len(&draft), "saving a draft")?;
         self.t
             .workflows
             .transaction(|t| {
@@ -73,7 +71,9 @@ impl SledStore {
                 wf.name = name.to_owned();
                 wf.draft = draft.clone();
                 wf.updated_at = updated_at;
-                t.insert(&key, tx_enc("workflow", &wf)?)?;
+                let value = tx_enc("workflow", &wf)?;
+                self.tx_room_for(&value, "saving a draft")?;
+                t.insert(&key, value)?;
                 Ok(Some(wf))
             })
             .map_err(|e| tx_err("updating a workflow", e))
@@ -104,7 +104,6 @@ impl SledStore {
         published_at: OffsetDateTime,
     ) -> StoreResult<Option<WorkflowVersion>> {
         let key = keys::pair(account_id, workflow_id);
-        self.room_for(json_len(&document), "publishing a workflow")?;
         (&self.t.workflows, &self.t.workflow_versions)
             .transaction(|(wfs, versions)| {
                 let Some(v) = wfs.get(key)? else {
@@ -119,12 +118,16 @@ impl SledStore {
                     pins: pins.clone(),
                     published_at,
                 };
+                let value = tx_enc("workflow version", &version)?;
+                self.tx_room_for(&value, "publishing a workflow")?;
                 versions.insert(
                     &keys::workflow_version(account_id, workflow_id, next)[..],
-                    tx_enc("workflow version", &version)?,
+                    value,
                 )?;
                 wf.published_version = Some(next);
-                wfs.insert(&key, tx_enc("workflow", &wf)?)?;
+                let value = tx_enc("workflow", &wf)?;
+                self.tx_room_for(&value, "publishing a workflow")?;
+                wfs.insert(&key, value)?;
                 Ok(Some(version))
             })
             .map_err(|e| tx_err("publishing a workflow", e))
