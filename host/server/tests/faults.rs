@@ -639,6 +639,18 @@ async fn a_full_disk_fails_writes_cleanly_and_loses_nothing_acknowledged() {
 // Overload
 // ---------------------------------------------------------------------------------------------------
 
+/// Waits (up to 20 s) until a run's request has reached the fake provider.
+async fn reached_provider(llm: &FakeLlm) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while llm.request_count() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not reach the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn llm_config(dir: &Path, llm: &FakeLlm, extra: &str) -> std::path::PathBuf {
     let config = dir.join("pipecat.toml");
     std::fs::write(
@@ -884,14 +896,7 @@ async fn a_dropped_test_server_records_its_last_run_before_its_directory_goes() 
             .json(&json!({"input": "late"}))
             .send(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while llm.request_count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not reach the provider"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    reached_provider(&llm).await;
     let store = Arc::downgrade(&s.server.state.store);
     let dir = s.dir.path().to_path_buf();
     drop(s);
@@ -1123,14 +1128,7 @@ async fn a_second_sigterm_during_the_drain_exits_at_once() {
             .json(&json!({"input": "slow"}))
             .send(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while llm.request_count() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not reach the provider"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    reached_provider(&llm).await;
     server.signal("TERM");
     // The first signal was taken: the listener is closed while the run drains.
     let addr = server.addr();
