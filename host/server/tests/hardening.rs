@@ -486,7 +486,13 @@ impl Suite {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn ws_connect(t: &Suite, id: &str, keys: &[&str], query: &str) -> Socket {
+/// The upgrade request of workflow `id`, with each of `keys` as an `X-API-Key` header.
+fn ws_request(
+    t: &Suite,
+    id: &str,
+    keys: &[&str],
+    query: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let url = format!(
         "{}/invoke/{id}/ws{query}",
         t.s.url.replacen("http", "ws", 1)
@@ -496,6 +502,11 @@ async fn ws_connect(t: &Suite, id: &str, keys: &[&str], query: &str) -> Socket {
         req.headers_mut()
             .append("x-api-key", HeaderValue::from_str(key).expect("header"));
     }
+    req
+}
+
+async fn ws_connect(t: &Suite, id: &str, keys: &[&str], query: &str) -> Socket {
+    let req = ws_request(t, id, keys, query);
     let (socket, resp) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
         .await
         .expect("upgrade in time")
@@ -506,10 +517,7 @@ async fn ws_connect(t: &Suite, id: &str, keys: &[&str], query: &str) -> Socket {
 
 /// A WebSocket upgrade refused before it happens: the HTTP status and JSON body.
 async fn ws_refused(t: &Suite, id: &str, key: &str) -> (u16, Value) {
-    let url = format!("{}/invoke/{id}/ws", t.s.url.replacen("http", "ws", 1));
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut()
-        .append("x-api-key", HeaderValue::from_str(key).expect("header"));
+    let req = ws_request(t, id, &[key], "");
     match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
         .await
         .expect("an answer in time")
@@ -522,6 +530,24 @@ async fn ws_refused(t: &Suite, id: &str, key: &str) -> (u16, Value) {
         Err(e) => panic!("{id}: refused without an HTTP answer: {e}"),
         Ok(_) => panic!("{id}: upgraded although the workflow is not the caller's"),
     }
+}
+
+/// Connects without a key, authenticates with `key` in the first message and sends one invoke of `id`
+/// (as `who`, for messages): the socket and the reply.
+async fn ws_invoke_by_message(t: &Suite, who: &str, id: &str, key: &str) -> (Socket, Value) {
+    let mut socket = ws_connect(t, id, &[], "").await;
+    ws_send(&mut socket, json!({"type": "auth", "api_key": key})).await;
+    assert_eq!(
+        ws_recv(t, who, &mut socket).await.expect("ready")["type"],
+        "ready"
+    );
+    ws_send(
+        &mut socket,
+        json!({"type": "invoke", "input": "1", "version": 1}),
+    )
+    .await;
+    let reply = ws_recv(t, who, &mut socket).await.expect("reply");
+    (socket, reply)
 }
 
 /// The next text message, or `Err(close code)`.
@@ -1000,31 +1026,9 @@ async fn another_accounts_objects_are_missing() {
     assert_eq!(ws_b.1["error"]["code"], "workflow_not_found", "{ws_b:?}");
     assert_eq!(ws_b, ws_missing);
     // With the key in the first message, the invoke is refused like one of a missing workflow.
-    let mut socket = ws_connect(&t, &Uuid::now_v7().to_string(), &[], "").await;
-    ws_send(&mut socket, json!({"type": "auth", "api_key": key_b})).await;
-    assert_eq!(
-        ws_recv(&t, "b", &mut socket).await.expect("ready")["type"],
-        "ready"
-    );
-    ws_send(
-        &mut socket,
-        json!({"type": "invoke", "input": "1", "version": 1}),
-    )
-    .await;
-    let missing_by_message = ws_recv(&t, "b", &mut socket).await.expect("reply");
-    drop(socket);
-    let mut socket = ws_connect(&t, &workflow, &[], "").await;
-    ws_send(&mut socket, json!({"type": "auth", "api_key": key_b})).await;
-    assert_eq!(
-        ws_recv(&t, "b", &mut socket).await.expect("ready")["type"],
-        "ready"
-    );
-    ws_send(
-        &mut socket,
-        json!({"type": "invoke", "input": "1", "version": 1}),
-    )
-    .await;
-    let by_message = ws_recv(&t, "b", &mut socket).await.expect("reply");
+    let (_, missing_by_message) =
+        ws_invoke_by_message(&t, "b", &Uuid::now_v7().to_string(), &key_b).await;
+    let (mut socket, by_message) = ws_invoke_by_message(&t, "b", &workflow, &key_b).await;
     assert_eq!(
         by_message["error"]["code"], "workflow_not_found",
         "{by_message}"
