@@ -86,6 +86,17 @@ pub async fn account_for_hash(
     }))
 }
 
+/// Counts one request against the key's rate (`[limits] rate_per_key_per_second`): `429 rate_limited`
+/// past it.
+pub fn check_rate(state: &AppState, auth: &AccountAuth) -> Result<(), ApiError> {
+    state
+        .rate
+        .check(&auth.key_id.to_string())
+        .map_err(|wait| ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        })
+}
+
 impl FromRequestParts<AppState> for AccountAuth {
     type Rejection = ApiError;
 
@@ -94,11 +105,7 @@ impl FromRequestParts<AppState> for AccountAuth {
         let auth = account_for_key(state, key)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if let Err(wait) = state.rate.check(&auth.key_id.to_string()) {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+        check_rate(state, &auth)?;
         tracing::Span::current().record("account_id", tracing::field::display(auth.account.id));
         Ok(auth)
     }

@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::auth::{API_KEY_HEADER, AccountAuth, account_for_hash, account_for_key};
+use crate::auth::{API_KEY_HEADER, AccountAuth, account_for_hash, account_for_key, check_rate};
 use crate::error::ApiError;
 use crate::live::{EVENT_BUFFER, event_type};
 use crate::routes::invoke::{accept, parse_value};
@@ -246,7 +246,7 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Accoun
         return None;
     };
     match account_for_key(state, key.trim()).await {
-        Ok(Some(auth)) if state.rate.check(&auth.key_id.to_string()).is_ok() => Some(auth),
+        Ok(Some(auth)) if check_rate(state, &auth).is_ok() => Some(auth),
         Ok(Some(_)) => {
             close(socket, CLOSE_POLICY, "rate limited").await;
             None
@@ -459,11 +459,7 @@ impl Connection {
 
     async fn invoke(&mut self, value: Value, id: Option<Value>) -> Result<(), ApiError> {
         // Each run counts against its key's request rate, as a REST invocation does.
-        if let Err(wait) = self.state.rate.check(&self.auth.key_id.to_string()) {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+        check_rate(&self.state, &self.auth)?;
         let body = parse_value(value)?;
         if body.run_async {
             return Err(ApiError::bad_request(
