@@ -41,7 +41,8 @@ use uuid::Uuid;
 pub use events::{Event, EventKind};
 pub use limits::{RunLimits, ValidationLimits};
 pub use outcome::{
-    ErrorInfo, NodeRecord, NodeStatus, RunBody, RunError, RunOutcome, RunStatus, ToolCallRecord,
+    ErrorInfo, NodeRecord, NodeStatus, ResponseBody, RunBody, RunError, RunOutcome, RunStatus,
+    ToolCallRecord,
 };
 pub use validate::{Problem, ValidationEnv, check, parse, parse_with, validate};
 pub use workflow::Workflow;

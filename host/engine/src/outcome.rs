@@ -163,11 +163,89 @@ impl RunOutcome {
     /// Exactly the REST body of CONTRACT.md §5: `run_id`, `status`, `output`, `tool_calls`, `error` when the
     /// run failed, plus `usage` and `duration_ms`.
     pub fn response_body(&self) -> Value {
-        let mut body = serde_json::Map::new();
-        body.insert("run_id".into(), Value::String(self.run_id.to_string()));
-        if let Ok(Value::Object(rest)) = serde_json::to_value(self.body()) {
-            body.extend(rest);
+        serde_json::to_value(self.response()).unwrap_or(Value::Null)
+    }
+
+    /// The REST body as a view of the outcome, serialized without building a [`Value`] first (the hot
+    /// path writes it straight into the response).
+    pub fn response(&self) -> ResponseBody<'_> {
+        ResponseBody {
+            run_id: self.run_id,
+            status: self.status,
+            output: self.output.as_ref().unwrap_or(&Value::Null),
+            tool_calls: &self.tool_calls,
+            error: self.error.as_ref(),
+            usage: self.usage,
+            duration_ms: self.duration_ms,
         }
-        Value::Object(body)
+    }
+}
+
+/// The REST body of a finished run (CONTRACT.md §5), borrowed from its [`RunOutcome`]: the fields of
+/// [`RunBody`] after `run_id`, in the same order.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ResponseBody<'a> {
+    run_id: Uuid,
+    status: RunStatus,
+    output: &'a Value,
+    tool_calls: &'a [ToolCallRecord],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RunError>,
+    usage: Usage,
+    duration_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn outcome(error: Option<RunError>) -> RunOutcome {
+        RunOutcome {
+            run_id: Uuid::now_v7(),
+            status: if error.is_some() {
+                RunStatus::Error
+            } else {
+                RunStatus::Success
+            },
+            output: error.is_none().then(|| json!({"answer": 42})),
+            error,
+            tool_calls: Vec::new(),
+            nodes: Vec::new(),
+            usage: Usage::default(),
+            duration_ms: 1.5,
+        }
+    }
+
+    #[test]
+    fn the_rest_body_is_the_run_id_then_the_run_finished_payload() {
+        let failed = RunError {
+            code: "tool_failed".into(),
+            message: "boom".into(),
+            node_id: Some("t".into()),
+        };
+        for outcome in [outcome(None), outcome(Some(failed))] {
+            let text = serde_json::to_string(&outcome.response()).unwrap();
+            assert!(
+                text.starts_with(&format!("{{\"run_id\":\"{}\",", outcome.run_id)),
+                "{text}"
+            );
+            let Value::Object(mut rest) = serde_json::from_str(&text).unwrap() else {
+                panic!("not an object: {text}");
+            };
+            assert_eq!(
+                rest.remove("run_id"),
+                Some(json!(outcome.run_id.to_string()))
+            );
+            assert_eq!(
+                Value::Object(rest),
+                serde_json::to_value(outcome.body()).unwrap()
+            );
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                outcome.response_body()
+            );
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! ```sh
 //! cargo run --release -p pipecat --example load -- [seconds per phase, default 5] [concurrency, default 32]
 //! ```
-//! `LOAD_PHASES=template,tool` runs only the phases whose name contains one of the words (for profiling).
+//! `LOAD_PHASES=template,tool` runs only the phases whose name contains one of the words (for profiling);
+//! a word starting with `=` names one phase exactly (`LOAD_PHASES='=tool run'`).
 //! Every invocation is authenticated, counted against the monthly limit and its run record made durable
 //! (fsynced through the store's group commit) before the answer, exactly as in production.
 
@@ -331,10 +332,13 @@ async fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let store_before = dir_bytes(dir.path());
     let mut results: Vec<(&Phase, Measured)> = Vec::new();
-    for phase in phases
-        .iter()
-        .filter(|p| only.is_empty() || only.split(',').any(|o| p.name.contains(o)))
-    {
+    for phase in phases.iter().filter(|p| {
+        only.is_empty()
+            || only.split(',').any(|o| match o.strip_prefix('=') {
+                Some(exact) => p.name == exact,
+                None => p.name.contains(o),
+            })
+    }) {
         let m = run_phase(&http, &f.key, phase, secs).await;
         let floor = results
             .iter()

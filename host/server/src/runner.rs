@@ -260,11 +260,12 @@ async fn execute(
         state.monitor.run_finished(&record);
     }
     let failure = stored.err().or(events_stored.err());
-    let body = outcome.response_body();
-    if let Some(claim) = idempotency {
+    // The REST client gets its body from the outcome; only a stored replay or a webhook needs it here.
+    let body = (idempotency.is_some() || webhook.is_some()).then(|| outcome.response_body());
+    if let (Some(claim), Some(body)) = (idempotency, &body) {
         if failure.is_none() {
             claim
-                .complete(&state, account_id, 200, Some(run_id), &body)
+                .complete(&state, account_id, 200, Some(run_id), body)
                 .await;
         } else {
             claim.release(&state, account_id).await;
@@ -292,7 +293,7 @@ async fn execute(
     state.live.remove(run_id);
     live.finish();
     tracing::info!(%run_id, status = ?outcome.status, duration_ms = outcome.duration_ms, "run finished");
-    if let Some(target) = webhook {
+    if let (Some(target), Some(body)) = (webhook, body) {
         state.runs_in_flight.spawn(crate::webhook::deliver(
             state.clone(),
             account_id,

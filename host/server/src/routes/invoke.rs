@@ -391,7 +391,7 @@ pub async fn invoke(
             )));
         }
     };
-    let mut response = ApiJson(outcome.response_body()).into_response();
+    let mut response = ApiJson(outcome.response()).into_response();
     response.headers_mut().extend(rate);
     Ok(response)
 }
