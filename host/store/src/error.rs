@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in a [`Store`](crate::Store).
 ///
-/// I/O problems are mapped (never panics); a full disk gets its own variant so the server can answer
-/// `507`/`503` with a clear code instead of a generic `500`.
+/// I/O problems are mapped (never panics); a full disk and stalled disk writes get their own variants so
+/// the server can answer `507`/`503` with a clear code instead of a generic `500`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process (or another `open` in this process) holds the data directory.
@@ -90,6 +90,19 @@ pub enum StoreError {
         /// The limit that applied.
         limit: u64,
     },
+    /// A disk write of the store (a flush, a run-log write) has been in progress longer than the stall
+    /// limit (30 s unless opened with another): the disk or sled is stuck. Writes fail with this at once
+    /// until it completes; one that was already waiting may still be recorded once the disk answers.
+    #[error(
+        "the store's disk writes have not completed for {secs} s (a {what} is stuck): check the disk \
+         and the server log, then restart the server"
+    )]
+    Stalled {
+        /// Which kind of disk write is stuck.
+        what: &'static str,
+        /// How long it has been in progress, in seconds.
+        secs: u64,
+    },
     /// The store was shut down (its group-commit flusher is gone).
     #[error("the store is closed")]
     Closed,
@@ -109,6 +122,11 @@ impl StoreError {
     /// True when the error is the disk being full.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::DiskFull { .. })
+    }
+
+    /// True when the error is the store's disk writes being stalled ([`StoreError::Stalled`]).
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, StoreError::Stalled { .. })
     }
 }
 

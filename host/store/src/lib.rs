@@ -17,6 +17,10 @@
 //! (ADR 004) → the log thread takes everything queued, writes it with one `pwrite` + `fdatasync`, and
 //! wakes every writer of that round → `put_run` returns `Ok`. Other writes (accounts, keys, workflows)
 //! join the group-commit queue of sled flushes the same way.
+//!
+//! A watchdog times each round of those two threads: one stuck past the stall limit (30 s by default,
+//! [`StoreOptions`]) fails the waiting writers, and every new one, with [`StoreError::Stalled`] until it
+//! completes, so a wedged disk or sled answers errors instead of hanging requests and shutdown.
 
 mod cache;
 pub mod error;
@@ -35,7 +39,7 @@ use uuid::Uuid;
 pub use crate::cache::CachedStore;
 pub use crate::error::{StoreError, StoreResult};
 pub use crate::idempotency::IdempotencyEntry;
-pub use crate::sled::{Durability, FORMAT_VERSION, MARKER_FILE, SledStore};
+pub use crate::sled::{Durability, FORMAT_VERSION, MARKER_FILE, SledStore, StoreOptions};
 pub use crate::types::{
     Account, ApiKey, KeyHash, PluginVersion, RetentionPolicy, RunPage, RunQuery, RunRecord,
     RunStatus, StatsBlob, Workflow, WorkflowVersion,

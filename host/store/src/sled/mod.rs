@@ -1,5 +1,6 @@
 //! The embedded store on sled 0.34: one tree per entity, account-prefixed keys, an OS lock on the data
-//! directory, a format marker, and group commit for durability.
+//! directory, a format marker, group commit for durability, and a watchdog that turns disk writes stuck
+//! past a limit into errors (`stall.rs`).
 
 mod accounts;
 mod codec;
@@ -12,6 +13,7 @@ mod open;
 mod plugins;
 mod runs;
 mod space;
+mod stall;
 mod stats;
 mod wal;
 mod workflows;
@@ -20,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -29,6 +32,7 @@ use uuid::Uuid;
 use self::codec::SledResultExt;
 use self::commit::GroupCommit;
 pub use self::open::{FORMAT_VERSION, MARKER_FILE};
+use self::stall::Watchdog;
 use self::wal::{ReplayTrees, Wal};
 use crate::{
     Account, ApiKey, IdempotencyEntry, KeyHash, PluginVersion, RetentionPolicy, RunPage, RunQuery,
@@ -64,6 +68,32 @@ pub enum Durability {
     GroupCommit,
     /// Every write runs its own flush (for comparison in benchmarks).
     FlushEachWrite,
+}
+
+/// How [`SledStore::open_with_options`] opens a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How writes are made durable.
+    pub durability: Durability,
+    /// How long one disk write of the store's writer threads (a group-commit flush, a run-log write or
+    /// checkpoint) may take before the store counts as stalled: then writes fail with
+    /// [`StoreError::Stalled`] at once, writers already waiting get that error, and closing the store does
+    /// not wait for the stuck thread. [`StoreOptions::DEFAULT_STALL_LIMIT`] unless set.
+    pub stall_limit: Duration,
+}
+
+impl StoreOptions {
+    /// The default stall limit: 30 s.
+    pub const DEFAULT_STALL_LIMIT: Duration = stall::DEFAULT_STALL_LIMIT;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::default(),
+            stall_limit: Self::DEFAULT_STALL_LIMIT,
+        }
+    }
 }
 
 /// The sled trees, one per entity (plus indexes).
@@ -134,11 +164,14 @@ pub struct SledStore {
     commit: GroupCommit,
     /// The log that makes run records and counters durable ([`Durability::GroupCommit`] only).
     wal: Option<Wal>,
+    /// Times the rounds of the flusher and the log, and says when the store is stalled.
+    watchdog: Arc<Watchdog>,
     durability: Durability,
     /// sled's data file, for `fdatasync` in [`Durability::FlushEachWrite`] mode.
     data_file: Arc<File>,
     dir: PathBuf,
-    _lock: File,
+    /// Held until the store is closed (or, when closing found it stalled, until its threads end).
+    lock: Option<File>,
 }
 
 impl SledStore {
@@ -165,17 +198,34 @@ impl SledStore {
 
     /// Opens with an explicit [`Durability`] mode.
     pub fn open_with(dir: impl AsRef<Path>, durability: Durability) -> StoreResult<Self> {
+        Self::open_with_options(
+            dir,
+            StoreOptions {
+                durability,
+                ..StoreOptions::default()
+            },
+        )
+    }
+
+    /// Opens with explicit [`StoreOptions`] (durability mode, stall limit).
+    pub fn open_with_options(dir: impl AsRef<Path>, options: StoreOptions) -> StoreResult<Self> {
+        let StoreOptions {
+            durability,
+            stall_limit,
+        } = options;
         let dir = dir.as_ref().to_path_buf();
         let opened = open::open_dir(&dir, TREE_NAMES)?;
         let t = Trees::open(&opened.db)?;
         let data_path = dir.join(open::SLED_DIR).join("db");
         let data_file = File::open(&data_path)
             .map_err(|e| StoreError::io(format!("opening {}", data_path.display()), e))?;
+        let watchdog = Watchdog::start(stall_limit)?;
         let commit = GroupCommit::start(
             opened.db.clone(),
             data_file
                 .try_clone()
                 .map_err(|e| StoreError::io("duplicating a file handle", e))?,
+            Arc::clone(&watchdog),
         )?;
         let wal = match durability {
             Durability::GroupCommit => Some(Wal::open(
@@ -190,6 +240,7 @@ impl SledStore {
                     runs_by_workflow: &t.runs_by_workflow,
                     run_counters: &t.run_counters,
                 },
+                Arc::clone(&watchdog),
             )?),
             Durability::FlushEachWrite => None,
         };
@@ -199,10 +250,11 @@ impl SledStore {
             db: opened.db,
             commit,
             wal,
+            watchdog,
             durability,
             data_file: Arc::new(data_file),
             dir,
-            _lock: opened.lock,
+            lock: Some(opened.lock),
         })
     }
 
@@ -215,6 +267,27 @@ impl SledStore {
     /// run log.
     pub fn flush_count(&self) -> u64 {
         self.commit.flushes() + self.wal.as_ref().map_or(0, Wal::rounds)
+    }
+
+    /// True while a disk write of the store has been in progress longer than the stall limit (writes then
+    /// fail with [`StoreError::Stalled`]); false again once it completes.
+    pub fn is_stalled(&self) -> bool {
+        self.watchdog.is_stalled()
+    }
+
+    /// Fault injection for tests: disk writes of the store's writer threads that start from now on block
+    /// (as if the disk never answered) until [`SledStore::release_disk_writes`]. Costs one relaxed load
+    /// per round when unused.
+    #[doc(hidden)]
+    pub fn hold_disk_writes(&self) {
+        self.watchdog.hold();
+    }
+
+    /// Ends [`SledStore::hold_disk_writes`]; if the store was stalled, returns once the held writes have
+    /// completed and it no longer is.
+    #[doc(hidden)]
+    pub fn release_disk_writes(&self) {
+        self.watchdog.release();
     }
 
     /// Makes the writes made so far durable, according to the durability mode.
@@ -235,10 +308,36 @@ impl SledStore {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        if let Some(wal) = &self.wal {
-            wal.shutdown();
+        let mut stuck: Vec<_> = self
+            .wal
+            .as_ref()
+            .and_then(Wal::shutdown)
+            .into_iter()
+            .collect();
+        stuck.extend(self.commit.shutdown());
+        let stalled = self.watchdog.is_stalled();
+        self.watchdog.shutdown();
+        if stalled || !stuck.is_empty() {
+            // A thread stuck in a round keeps sled's files in use: the directory stays locked until it ends.
+            tracing::error!(
+                dir = %self.dir.display(),
+                "store NOT closed cleanly: its disk writes are stalled, so the last flush was skipped; the \
+                 next start replays the run log and recovers what reached the disk"
+            );
+            let lock = self.lock.take();
+            let reaper = std::thread::Builder::new()
+                .name("pipecat-store-stuck".into())
+                .spawn(move || {
+                    for thread in stuck {
+                        let _ = thread.join();
+                    }
+                    drop(lock);
+                });
+            if let Err(e) = reaper {
+                tracing::error!(error = %e, "cannot watch the stuck store threads; the directory stays locked");
+            }
+            return;
         }
-        self.commit.shutdown();
         match open::mark_clean_shutdown(&self.dir, &self.db) {
             Ok(()) => tracing::info!(dir = %self.dir.display(), "store closed"),
             Err(e) => {
@@ -539,7 +638,8 @@ impl Store for SledStore {
     }
 
     async fn check_ready(&self) -> StoreResult<()> {
-        // Not ready while large values would be refused for want of space.
+        // Not ready while a disk write is stuck, nor while large values would be refused for want of space.
+        self.watchdog.check()?;
         self.room_for(space::LARGE, "checking free space")?;
         let now = OffsetDateTime::now_utc()
             .unix_timestamp_nanos()

@@ -2,10 +2,11 @@
 //!
 //! sled 0.34 writes a page fragment over a quarter of a segment (~128 KiB) to a blob file of its own. When
 //! creating that file fails (a full disk), sled loses track of log space it had reserved, and every later
-//! flush waits for it forever: the store would stop answering writes, and closing it would hang. So a value
-//! of [`LARGE`] bytes or more is written only while the file system has room for it and [`HEADROOM`] to
-//! spare; otherwise the write fails at once with [`StoreError::DiskFull`], like any other write on a full
-//! disk. Smaller values stay inline in sled's log, whose write errors sled reports cleanly.
+//! flush waits for it forever: the store would stall (`stall.rs` turns that into `Stalled` errors, but only
+//! a restart clears it). So a value of [`LARGE`] bytes or more is written only while the file system has
+//! room for it and [`HEADROOM`] to spare; otherwise the write fails at once with [`StoreError::DiskFull`],
+//! like any other write on a full disk. Smaller values stay inline in sled's log, whose write errors sled
+//! reports cleanly.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

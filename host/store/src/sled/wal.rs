@@ -15,6 +15,9 @@
 //! epoch are read from the start of the file until the first that is torn, stale or corrupt, and their
 //! writes applied again (idempotent: inserts, and counters that only move up), then a checkpoint starts
 //! a fresh epoch.
+//!
+//! Each round is timed by the stall watchdog (`stall.rs`): a write or checkpoint stuck past the stall
+//! limit fails the waiters with `StoreError::Stalled` instead of keeping them forever.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -28,6 +31,7 @@ use tokio::sync::oneshot;
 
 use super::codec::sled_err;
 use super::commit::{flush_durably, stop_thread};
+use super::stall::{Watchdog, Writer as WriterId};
 use crate::{StoreError, StoreResult};
 
 /// The log file in the data directory.
@@ -105,17 +109,19 @@ pub(crate) struct Wal {
     queue: Mutex<Option<mpsc::Sender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     rounds: Arc<AtomicU64>,
+    watchdog: Arc<Watchdog>,
 }
 
 impl Wal {
     /// Opens the log in `dir`, applies the records of the current epoch to `trees`, makes them durable,
-    /// starts a new epoch and the writer thread.
+    /// starts a new epoch and the writer thread, whose rounds `watchdog` times.
     pub(crate) fn open(
         dir: &Path,
         db: sled::Db,
         meta: sled::Tree,
         data_file: File,
         trees: &ReplayTrees<'_>,
+        watchdog: Arc<Watchdog>,
     ) -> StoreResult<Self> {
         let path = dir.join(WAL_FILE);
         let io = |what: &str, e| StoreError::io(format!("{what} {}", path.display()), e);
@@ -151,18 +157,25 @@ impl Wal {
         let (tx, rx) = mpsc::channel();
         let rounds = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&rounds);
+        let watched = Arc::clone(&watchdog);
         let thread = std::thread::Builder::new()
             .name("pipecat-store-log".into())
-            .spawn(move || writer.run(&rx, &counter))
+            .spawn(move || {
+                let _exit = watched.exit_guard(WriterId::Log);
+                writer.run(&rx, &counter, &watched);
+            })
             .map_err(|e| StoreError::io("starting the store log thread", e))?;
         Ok(Wal {
             queue: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             rounds,
+            watchdog,
         })
     }
 
+    /// Queues `command`; refused while the store is stalled.
     fn send(&self, command: Command) -> StoreResult<()> {
+        self.watchdog.check()?;
         let queue = self.queue.lock().map_err(|_| StoreError::Closed)?;
         let sender = queue.as_ref().ok_or(StoreError::Closed)?;
         sender.send(command).map_err(|_| StoreError::Closed)
@@ -173,18 +186,24 @@ impl Wal {
         self.send(Command::Append(entry, None))
     }
 
-    /// Appends `entry` and waits until it (and everything queued before it) is on disk.
+    /// Appends `entry` and waits until it (and everything queued before it) is on disk; fails with
+    /// `Stalled` at once while the store is stalled, and as soon as it becomes stalled while waiting.
     pub(crate) async fn append(&self, entry: WalEntry) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Append(entry, Some(tx)))?;
-        wait(rx).await
+        let answer = self
+            .watchdog
+            .wait_for(|tx| self.send(Command::Append(entry, Some(tx))))
+            .await?;
+        logged(answer)
     }
 
-    /// Makes sled durable and empties the log (before deleting what the log may hold).
+    /// Makes sled durable and empties the log (before deleting what the log may hold); fails with
+    /// `Stalled` like [`Wal::append`].
     pub(crate) async fn checkpoint(&self) -> StoreResult<()> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Checkpoint(tx))?;
-        wait(rx).await
+        let answer = self
+            .watchdog
+            .wait_for(|tx| self.send(Command::Checkpoint(tx)))
+            .await?;
+        logged(answer)
     }
 
     /// How many rounds (`fdatasync`s of the log) ran so far.
@@ -192,20 +211,21 @@ impl Wal {
         self.rounds.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting writes, lets the thread finish (with a last checkpoint), and joins it.
-    pub(crate) fn shutdown(&self) {
-        stop_thread(&self.queue, &self.thread, "log");
+    /// Stops accepting writes, lets the thread finish (with a last checkpoint), and joins it; answers
+    /// the thread instead when the store is stalled (it may be stuck in a round).
+    pub(crate) fn shutdown(&self) -> Option<JoinHandle<()>> {
+        stop_thread(
+            &self.queue,
+            &self.thread,
+            &self.watchdog,
+            WriterId::Log,
+            "log",
+        )
     }
 }
 
-async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> StoreResult<()> {
-    match rx.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StoreError::Backend(format!(
-            "writing the store log failed: {e}"
-        ))),
-        Err(_) => Err(StoreError::Closed),
-    }
+fn logged(answer: Result<(), String>) -> StoreResult<()> {
+    answer.map_err(|e| StoreError::Backend(format!("writing the store log failed: {e}")))
 }
 
 fn read_epoch(meta: &sled::Tree) -> StoreResult<u64> {
@@ -316,7 +336,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Command>, rounds: &AtomicU64) {
+    fn run(mut self, rx: &mpsc::Receiver<Command>, rounds: &AtomicU64, watchdog: &Watchdog) {
         let mut batch = Vec::new();
         let mut buf = Vec::new();
         while let Ok(first) = rx.recv() {
@@ -341,6 +361,7 @@ impl Writer {
                 .iter()
                 .map(|e| (HEADER + e.payload.len()) as u64)
                 .sum();
+            let round = watchdog.round(WriterId::Log);
             // Everything queued was written to sled before it was queued, so a checkpoint covers it.
             let result = if checkpoint || self.offset + size > CAPACITY {
                 self.checkpoint().map_err(|e| e.to_string())
@@ -351,6 +372,7 @@ impl Writer {
                 }
                 self.write(&buf).map_err(|e| e.to_string())
             };
+            drop(round);
             rounds.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = &result {
                 tracing::error!(error = %e, waiters = waiters.len(), "store log write failed");
@@ -360,6 +382,11 @@ impl Writer {
                 let _ = waiter.send(result.clone());
             }
         }
+        if watchdog.is_stalled() {
+            tracing::error!("final store checkpoint skipped: the store's disk writes are stalled");
+            return;
+        }
+        let _round = watchdog.round(WriterId::Log);
         if let Err(e) = self.checkpoint() {
             tracing::error!(error = %e, "final store checkpoint failed");
         }
