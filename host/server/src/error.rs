@@ -126,6 +126,12 @@ pub enum ApiError {
     /// `507 storage_full`: the disk holding the store is full; nothing of the request was recorded.
     #[error("the server's storage is full: nothing was recorded; retry later")]
     StorageFull,
+    /// `503 storage_unavailable` + `Retry-After`: the store's disk writes are stuck (past the store's stall
+    /// limit); what the request wrote may or may not be recorded. `/readyz` fails meanwhile.
+    #[error(
+        "the server's storage is not answering: the request may not have been recorded; retry later"
+    )]
+    StorageUnavailable,
     /// `500 internal_error`: details go to the log only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -153,19 +159,25 @@ impl ApiError {
         }
     }
 
-    /// A `500` from any error (logged, not shown).
-    /// A failure of the server's own (`500 internal_error`), or `507 storage_full` when the store's disk
-    /// is full, wherever in the error's chain that was said.
+    /// A failure of the server's own (`500 internal_error`; logged, not shown), or `507 storage_full`
+    /// when the store's disk is full, or `503 storage_unavailable` when its disk writes are stalled,
+    /// wherever in the error's chain that was said.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
-        let disk_full = err.chain().any(|cause| {
-            cause
-                .downcast_ref::<pipecat_store::StoreError>()
-                .is_some_and(pipecat_store::StoreError::is_disk_full)
-        });
-        if disk_full {
+        let store_error = |is: fn(&pipecat_store::StoreError) -> bool| {
+            err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<pipecat_store::StoreError>()
+                    .is_some_and(is)
+            })
+        };
+        if store_error(pipecat_store::StoreError::is_disk_full) {
             tracing::error!(error = ?err, "the store's disk is full");
             return Self::StorageFull;
+        }
+        if store_error(pipecat_store::StoreError::is_stalled) {
+            tracing::error!(error = ?err, "the store's disk writes are stalled");
+            return Self::StorageUnavailable;
         }
         Self::Internal(err)
     }
@@ -189,9 +201,10 @@ impl ApiError {
             Self::RunLimitExceeded { .. } | Self::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::Overloaded | Self::AccountOverloaded { .. } | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Overloaded
+            | Self::AccountOverloaded { .. }
+            | Self::ShuttingDown
+            | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -217,6 +230,7 @@ impl ApiError {
             Self::Overloaded | Self::AccountOverloaded { .. } => "overloaded",
             Self::ShuttingDown => "shutting_down",
             Self::StorageFull => "storage_full",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -253,6 +267,12 @@ impl IntoResponse for ApiError {
             }
             Self::Overloaded | Self::ShuttingDown => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            Self::StorageUnavailable => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+                );
             }
             Self::AccountOverloaded { limit } => {
                 error["scope"] = json!("account");
@@ -349,6 +369,10 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// `Retry-After` of `503 storage_unavailable`: a stuck disk does not come back within a second, and the
+/// store's default stall limit is 30 s.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 30;
+
 /// Deepest nesting of arrays and objects a JSON body may have. Records keep a body inside a few more
 /// levels of their own, and the store's JSON decoder (like any serde_json reader) stops at 128: a body
 /// nested near that limit would be accepted once and then never be readable again.
@@ -429,4 +453,36 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
         .trim()
         .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipecat_store::StoreError;
+
+    #[test]
+    fn store_errors_in_a_chain_map_to_their_codes() {
+        let stalled = anyhow::Error::from(StoreError::Stalled {
+            what: "group-commit flush",
+            secs: 31,
+        })
+        .context("recording the run");
+        let err = ApiError::internal(stalled);
+        assert_eq!(
+            (err.status(), err.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        );
+        let response = err.into_response();
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(STORAGE_RETRY_AFTER_SECS))
+        );
+
+        let full = ApiError::internal(StoreError::DiskFull {
+            context: "x".into(),
+        });
+        assert_eq!(full.code(), "storage_full");
+        let other = ApiError::internal(StoreError::Closed);
+        assert_eq!(other.code(), "internal_error");
+    }
 }
