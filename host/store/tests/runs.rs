@@ -273,3 +273,22 @@ fn month_key_is_utc_year_and_month() {
     let t = time::macros::datetime!(2026-12-31 23:30 -02:00);
     assert_eq!(pipecat_store::month_key(t), "2027-01");
 }
+
+#[tokio::test]
+async fn a_reservation_rides_on_its_runs_log_round() {
+    let (_dir, store) = open_temp();
+    let acct = Uuid::now_v7();
+    let wf = Uuid::now_v7();
+    let before = store.flush_count();
+    for i in 1..=20 {
+        assert_eq!(store.reserve_run(acct, "2026-12", 100).await.unwrap(), i);
+        store
+            .put_run(&run(acct, wf, RunStatus::Success))
+            .await
+            .unwrap();
+    }
+    // One `fdatasync` per invocation: the reservation is written with its record, not in a round of its own
+    // (which also made the record wait for that round to finish first).
+    assert_eq!(store.flush_count() - before, 20);
+    assert_eq!(store.runs_used(acct, "2026-12").await.unwrap(), 20);
+}

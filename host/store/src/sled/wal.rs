@@ -78,6 +78,16 @@ impl WalEntry {
         self.op(OpKind::MaxU64, tree, key, &value.to_be_bytes());
     }
 
+    /// One entry holding the writes of `entries`, in order (emptying it): a payload is a sequence of writes.
+    fn concat(entries: &mut Vec<WalEntry>) -> WalEntry {
+        let mut payload =
+            Vec::with_capacity(entries.iter().map(|e| e.payload.len()).sum::<usize>());
+        for entry in entries.drain(..) {
+            payload.extend_from_slice(&entry.payload);
+        }
+        WalEntry { payload }
+    }
+
     fn op(&mut self, kind: OpKind, tree: TreeId, key: &[u8], value: &[u8]) {
         let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
         self.payload.reserve(10 + key.len() + value.len());
@@ -107,6 +117,9 @@ enum Command {
 /// The log and its writer thread.
 pub(crate) struct Wal {
     queue: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Entries of [`Wal::append_later`], handed to the thread with the next command so that they ride on
+    /// its round instead of costing one of their own.
+    later: Mutex<Vec<WalEntry>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     rounds: Arc<AtomicU64>,
     watchdog: Arc<Watchdog>,
@@ -167,6 +180,7 @@ impl Wal {
             .map_err(|e| StoreError::io("starting the store log thread", e))?;
         Ok(Wal {
             queue: Mutex::new(Some(tx)),
+            later: Mutex::new(Vec::new()),
             thread: Mutex::new(Some(thread)),
             rounds,
             watchdog,
@@ -176,14 +190,40 @@ impl Wal {
     /// Queues `command`; refused while the store is stalled.
     fn send(&self, command: Command) -> StoreResult<()> {
         self.watchdog.check()?;
+        // `later` is held while sending so that its entries enter the queue in the order they were made.
+        let mut later = self.later.lock().map_err(|_| StoreError::Closed)?;
         let queue = self.queue.lock().map_err(|_| StoreError::Closed)?;
         let sender = queue.as_ref().ok_or(StoreError::Closed)?;
+        let command = match command {
+            // One message, so the thread cannot start a round between the kept entries and this one.
+            Command::Append(entry, waiter) if !later.is_empty() => {
+                later.push(entry);
+                Command::Append(WalEntry::concat(&mut later), waiter)
+            }
+            command => {
+                for entry in later.drain(..) {
+                    sender
+                        .send(Command::Append(entry, None))
+                        .map_err(|_| StoreError::Closed)?;
+                }
+                command
+            }
+        };
         sender.send(command).map_err(|_| StoreError::Closed)
     }
 
-    /// Queues `entry`; it is durable once an `append` queued after it has returned.
+    /// Keeps `entry` for the next round; it is durable once an `append` made after it has returned.
+    ///
+    /// It does not wake the writer: a reservation queued on its own cost a round (a `pwrite` and an
+    /// `fdatasync`) per run, and the run's record, arriving while that round ran, waited for two.
+    /// Everything kept here is already in sled, so a checkpoint covers it too.
     pub(crate) fn append_later(&self, entry: WalEntry) -> StoreResult<()> {
-        self.send(Command::Append(entry, None))
+        self.watchdog.check()?;
+        self.later
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .push(entry);
+        Ok(())
     }
 
     /// Appends `entry` and waits until it (and everything queued before it) is on disk; fails with
