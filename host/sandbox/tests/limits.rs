@@ -177,3 +177,27 @@ async fn a_spinning_guest_does_not_block_the_runtime_and_stops_when_dropped() {
     assert!(joined.is_err_and(|e| e.is_cancelled()));
     assert_still_healthy(&sandbox).await;
 }
+
+#[tokio::test]
+async fn every_call_starts_from_fresh_memory() {
+    let sandbox = sandbox(false);
+    let plugin = misbehave(&sandbox).await;
+    // 2 MiB of heap stays inside the part of a pool slot kept resident (reset in place), 6 MiB reaches past
+    // it (returned to the kernel); both must read as zero in the next call, as must the static area.
+    for bytes in [2u64 << 20, 6 << 20, 2 << 20, 6 << 20] {
+        let outcome = call_with(
+            &plugin,
+            "scratch",
+            &format!(r#"{{"bytes":{bytes}}}"#),
+            quick_limits(),
+        )
+        .await;
+        let found: serde_json::Value =
+            serde_json::from_str(&outcome.result.expect("the call succeeds")).unwrap();
+        assert_eq!(
+            found,
+            serde_json::json!({"calls": 1, "dirty_static": 0, "dirty_heap": 0}),
+            "a call with {bytes} bytes of heap saw what an earlier call left"
+        );
+    }
+}

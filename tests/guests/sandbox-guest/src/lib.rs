@@ -12,6 +12,7 @@ wit_bindgen::generate!({
 use exports::pipecat::plugin::tools::{Guest, ToolError, ToolInfo};
 use pipecat::plugin::{config, http, log};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 struct Misbehave;
 
@@ -33,6 +34,10 @@ const TOOLS: &[(&str, &str)] = &[
     (
         "config",
         "Returns every granted config value and `get(key)`.",
+    ),
+    (
+        "scratch",
+        "Counts its calls, reports bytes a previous call left in a static area and in `bytes` of fresh heap, then dirties both.",
     ),
 ];
 
@@ -93,9 +98,31 @@ impl Guest for Misbehave {
                     .collect();
                 Ok(json!({"all": all, "get": config::get(&text("key"))}).to_string())
             }
+            "scratch" => Ok(scratch(number("bytes") as usize)),
             other => Err(ToolError::Failed(format!("no tool named {other}"))),
         }
     }
+}
+
+/// Calls made in this instance (in the data segment: a reused memory that was not reset would count on).
+static CALLS: AtomicU32 = AtomicU32::new(0);
+/// Zero in a fresh instance (in `.bss`).
+static SCRATCH: [AtomicU8; 64 << 10] = [const { AtomicU8::new(0) }; 64 << 10];
+
+/// What an earlier call left behind: calls counted, non-zero bytes in `SCRATCH` and in a zeroed heap block of
+/// `bytes` (the allocator trusts fresh `memory.grow` pages to be zero and does not clear them). Then dirties
+/// both, for the next call to find if the host reused the memory without resetting it.
+fn scratch(bytes: usize) -> String {
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+    let dirty_static = SCRATCH
+        .iter()
+        .filter(|b| b.swap(0xAB, Ordering::Relaxed) != 0)
+        .count();
+    let mut heap = vec![0u8; bytes];
+    let dirty_heap = heap.iter().filter(|b| **b != 0).count();
+    heap.fill(0xCD);
+    std::hint::black_box(&heap);
+    json!({"calls": calls, "dirty_static": dirty_static, "dirty_heap": dirty_heap}).to_string()
 }
 
 fn spin() -> Result<String, ToolError> {
