@@ -9,9 +9,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use common::{account, api_key, run, workflow};
+use common::{account, api_key, run, within, workflow};
 use pipecat_store::{RunStatus, SledStore, Store};
 use serde_json::json;
 
@@ -46,12 +45,6 @@ fn fill(dir: &Path) {
     let chunk = vec![0u8; 16 * 1024];
     while f.write_all(&chunk).is_ok() {}
     let _ = f.sync_all();
-}
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,14 +253,9 @@ const ACK: &str = "ACK ";
 /// several tasks forever and prints each run id after `put_run` returned.
 #[test]
 fn kill9_writer() {
-    let Ok(dir) = std::env::var(WRITER_ENV) else {
+    let Some((dir, rt)) = child_process(WRITER_ENV) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async move {
         let store = Arc::new(SledStore::open(&dir).unwrap());
         let acct = Uuid::parse_str(&std::env::var("PIPECAT_STORE_KILL9_ACCOUNT").unwrap()).unwrap();

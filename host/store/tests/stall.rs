@@ -6,15 +6,11 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
-use common::{account, api_key, run, workflow};
-use pipecat_store::{RunStatus, SledStore, Store, StoreError, StoreOptions};
-
-/// Far over the stall limit: only a hang takes this long.
-const HANG: Duration = Duration::from_secs(20);
+use common::{account, api_key, assert_stalled, close_within, run, within, workflow};
+use pipecat_store::{RunStatus, SledStore, Store, StoreOptions};
 
 fn open_stalling(dir: &std::path::Path) -> SledStore {
     SledStore::open_with_options(
@@ -25,39 +21,6 @@ fn open_stalling(dir: &std::path::Path) -> SledStore {
         },
     )
     .expect("open")
-}
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung"))
-}
-
-#[track_caller]
-fn assert_stalled<T: std::fmt::Debug>(what: &str, result: Result<T, StoreError>) {
-    match result {
-        Err(e @ StoreError::Stalled { .. }) => {
-            assert!(e.is_stalled());
-            let msg = e.to_string();
-            assert!(
-                msg.contains("have not completed") && msg.contains("restart the server"),
-                "{what}: {msg}"
-            );
-        }
-        other => panic!("{what}: expected Stalled, got {other:?}"),
-    }
-}
-
-/// Drops the store on a plain thread (not `spawn_blocking`: the runtime would wait for a hung close at
-/// its own drop) and fails if that does not return.
-fn close_within(store: SledStore) {
-    let (closed, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        drop(store);
-        let _ = closed.send(());
-    });
-    done.recv_timeout(HANG)
-        .expect("closing a stalled store hung");
 }
 
 #[test]

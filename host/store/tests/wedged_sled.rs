@@ -11,34 +11,16 @@ mod common;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{account, run, workflow};
-use pipecat_store::{RunStatus, SledStore, Store, StoreError, StoreOptions};
+use common::{account, assert_stalled, child_process, close_within, run, within, workflow};
+use pipecat_store::{RunStatus, SledStore, Store, StoreOptions};
 use serde_json::json;
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "PIPECAT_STORE_WEDGE_DIR";
 const ACK: &str = "ACK ";
 const SKIPPED: &str = "SKIPPED ";
-/// Far over the stall limit (1 s): only a hang takes this long.
-const HANG: Duration = Duration::from_secs(20);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung"))
-}
-
-#[track_caller]
-fn assert_stalled(what: &str, result: Result<(), StoreError>) {
-    assert!(
-        matches!(result, Err(StoreError::Stalled { .. })),
-        "{what}: expected Stalled, got {result:?}"
-    );
-}
-
 /// Lowers the soft limit of open files and opens `/dev/null` until none is left; dropping the files and
 /// restoring `old` undoes it.
 fn use_up_file_descriptors() -> Result<(Vec<File>, libc::rlimit), String> {
@@ -74,14 +56,9 @@ fn restore_file_descriptors(held: Vec<File>, old: libc::rlimit) {
 /// Not a test on its own: the child process of `a_wedged_sled_answers_stall_errors_and_reopens`.
 #[test]
 fn wedge_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
+    let Some((dir, rt)) = child_process(CHILD_ENV) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     rt.block_on(async move {
         let options = StoreOptions {
             stall_limit: Duration::from_secs(1),
@@ -123,13 +100,7 @@ fn wedge_child() {
             within("check_ready", store.check_ready()).await,
         );
         // Without the watchdog this joined the stuck flusher and flushed sled: for ever.
-        let (closed, done) = mpsc::channel();
-        std::thread::spawn(move || {
-            drop(store);
-            let _ = closed.send(());
-        });
-        done.recv_timeout(HANG)
-            .expect("closing a wedged store hung");
+        close_within(store);
         writeln!(out, "CLOSED").unwrap();
     });
 }
