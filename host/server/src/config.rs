@@ -153,6 +153,10 @@ pub struct LimitsConfig {
     pub rate_burst: u32,
     /// Seconds to wait for runs in flight after SIGTERM before giving up on them.
     pub shutdown_grace_secs: u64,
+    /// Seconds one disk write of the store (a flush, a run-log write) may take before the store counts as
+    /// stalled: writes then answer `503 storage_unavailable` at once and `/readyz` fails, instead of
+    /// waiting on a wedged disk (minimum 1).
+    pub store_stall_secs: u64,
     /// Let plugins reach private and loopback addresses (tests, local development).
     pub allow_private_networks: bool,
     /// Per-call fuel budget of a tool call.
@@ -188,6 +192,7 @@ impl Default for LimitsConfig {
             rate_per_key_per_second: 0.0,
             rate_burst: 100,
             shutdown_grace_secs: 30,
+            store_stall_secs: 30,
             allow_private_networks: false,
             tool_fuel: None,
             tool_memory_bytes: None,

@@ -164,22 +164,29 @@ impl ApiError {
     /// wherever in the error's chain that was said.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
-        let store_error = |is: fn(&pipecat_store::StoreError) -> bool| {
-            err.chain().any(|cause| {
-                cause
-                    .downcast_ref::<pipecat_store::StoreError>()
-                    .is_some_and(is)
-            })
-        };
-        if store_error(pipecat_store::StoreError::is_disk_full) {
-            tracing::error!(error = ?err, "the store's disk is full");
-            return Self::StorageFull;
+        let storage = err
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<pipecat_store::StoreError>())
+            .find_map(Self::storage_failure);
+        match storage {
+            Some(failure) => {
+                tracing::error!(error = ?err, "{failure}");
+                failure
+            }
+            None => Self::Internal(err),
         }
-        if store_error(pipecat_store::StoreError::is_stalled) {
-            tracing::error!(error = ?err, "the store's disk writes are stalled");
-            return Self::StorageUnavailable;
+    }
+
+    /// `507 storage_full` for a full disk, `503 storage_unavailable` for stalled disk writes; `None` for any
+    /// other store error.
+    pub fn storage_failure(err: &pipecat_store::StoreError) -> Option<Self> {
+        if err.is_disk_full() {
+            Some(Self::StorageFull)
+        } else if err.is_stalled() {
+            Some(Self::StorageUnavailable)
+        } else {
+            None
         }
-        Self::Internal(err)
     }
 
     /// The HTTP status.
@@ -484,5 +491,18 @@ mod tests {
         assert_eq!(full.code(), "storage_full");
         let other = ApiError::internal(StoreError::Closed);
         assert_eq!(other.code(), "internal_error");
+
+        // What a streamed run's final error event says when its record could not be stored.
+        let code = |e: &StoreError| ApiError::storage_failure(e).map(|f| f.code().to_owned());
+        let stalled = StoreError::Stalled {
+            what: "run-log write",
+            secs: 30,
+        };
+        assert_eq!(code(&stalled).as_deref(), Some("storage_unavailable"));
+        let full = StoreError::DiskFull {
+            context: "recording a run".into(),
+        };
+        assert_eq!(code(&full).as_deref(), Some("storage_full"));
+        assert_eq!(code(&StoreError::Closed), None);
     }
 }

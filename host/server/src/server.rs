@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderName, Request};
 use pipecat_sandbox::{Limits, Sandbox, SandboxConfig};
-use pipecat_store::{CachedStore, DynStore, KeyHash, SledStore};
+use pipecat_store::{CachedStore, DynStore, KeyHash, SledStore, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -105,8 +105,12 @@ pub async fn start_with(config: &ServeConfig, file: FileConfig) -> anyhow::Resul
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     check_writable(&config.data_dir)?;
     let dir = config.data_dir.clone();
+    let options = StoreOptions {
+        stall_limit: Duration::from_secs(file.limits.store_stall_secs.max(1)),
+        ..StoreOptions::default()
+    };
     let sled: DynStore = Arc::new(
-        tokio::task::spawn_blocking(move || SledStore::open(&dir))
+        tokio::task::spawn_blocking(move || SledStore::open_with_options(&dir, options))
             .await
             .context("opening the store")?
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,

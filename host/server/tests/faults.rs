@@ -595,6 +595,30 @@ async fn a_full_disk_fails_writes_cleanly_and_loses_nothing_acknowledged() {
             "unstable error"
         );
     }
+    // A streamed invoke is refused the same way before its stream starts (were it accepted and its record
+    // then refused, its stream would end with an error event of the same code, never `internal_error`).
+    let streamed = http
+        .post(format!("{}/invoke/{id}/invoke", server.url))
+        .header("x-api-key", &key)
+        .header("accept", "text/event-stream")
+        .json(&json!({"input": format!("streamed {}", sizes[1])}))
+        .send()
+        .await
+        .expect("streamed invoke");
+    let streamed_status = streamed.status();
+    let events = streamed.text().await.expect("the stream ends");
+    if streamed_status == StatusCode::OK {
+        assert!(
+            events.contains(r#""code":"storage_full""#) && !events.contains("internal_error"),
+            "{events}"
+        );
+    } else {
+        assert_eq!(
+            streamed_status,
+            StatusCode::INSUFFICIENT_STORAGE,
+            "{events}"
+        );
+    }
     let (st, _) = call(http.get(format!("{}/readyz", server.url))).await;
     assert_eq!(
         st,
@@ -604,7 +628,7 @@ async fn a_full_disk_fails_writes_cleanly_and_loses_nothing_acknowledged() {
     let (st, _) = call(http.get(format!("{}/healthz", server.url))).await;
     assert_eq!(st, StatusCode::OK);
     eprintln!(
-        "disk full: {} runs acknowledged, then {first_status} {first_code}",
+        "disk full: {} runs acknowledged, then {first_status} {first_code}; a streamed run: {streamed_status}",
         acked.len()
     );
 
