@@ -294,7 +294,8 @@ fn prefers_async(headers: &HeaderMap) -> bool {
         (status = 415, description = "unsupported_media_type"),
         (status = 422, description = "idempotency_key_reused"),
         (status = 429, description = "run_limit_exceeded (limit, used, resets_at, Retry-After) or rate_limited"),
-        (status = 503, description = "overloaded (Retry-After)")))]
+        (status = 503, description = "overloaded (Retry-After), or storage_unavailable: the store's disk writes are stalled (Retry-After)"),
+        (status = 507, description = "storage_full: the disk holding the store is full; nothing was recorded")))]
 pub async fn invoke(
     auth: AccountAuth,
     State(state): State<AppState>,
