@@ -274,13 +274,11 @@ async fn execute(
     if let Some(e) = &failure {
         tracing::error!(%run_id, error = %e, "recording the run");
         // The code a REST client gets for the same failure (`storage_full`, `storage_unavailable`, …).
-        let code = ApiError::storage_failure(e).map_or_else(
-            || "internal_error".to_owned(),
-            |failure| failure.code().to_owned(),
-        );
+        let storage = ApiError::storage_failure(e);
+        let code = storage.as_ref().map_or("internal_error", ApiError::code);
         let event = Arc::new(error_event(
             run_id,
-            &code,
+            code,
             "the run's record could not be stored",
         ));
         live.push(event.clone());
