@@ -109,6 +109,147 @@ fn the_guarded_filters_still_work() {
     }
 }
 
+/// What minijinja's operators build used to be bounded only by fuel: a string doubled forty times asks for a
+/// terabyte (in a 4 GB address space, without the metering, the first case aborted the whole test process:
+/// "memory allocation of 2147483664 bytes failed"), and constant folding built `("a" * 99999999) ~ …` while compiling. Each
+/// operator is now a metered call: these fail their render, and compile at once.
+#[test]
+fn operators_cannot_build_without_bound() {
+    let ten = r#"("a" * 99999999)"#;
+    let folded = format!("{{{{ {} }}}}", vec![ten; 50].join(" ~ "));
+    let folded_add = format!("{{{{ {} }}}}", vec![ten; 50].join(" + "));
+    let doubled = format!(
+        r#"{{% set a = "x" * 1000 %}}{}{{{{ a | length }}}}"#,
+        "{% set a = a ~ a %}".repeat(40)
+    );
+    let cases = [
+        r#"{% set ns = namespace(a="xxxxxxxx") %}{% for i in range(60) %}{% set ns.a = ns.a ~ ns.a %}{% endfor %}{{ ns.a | length }}"#,
+        r#"{% set ns = namespace(a="xxxxxxxx") %}{% for i in range(60) %}{% set ns.a = ns.a + ns.a %}{% endfor %}{{ ns.a | length }}"#,
+        r#"{% set ns = namespace(a="xx") %}{% for i in range(60) %}{% set ns.a = ns.a * 2 %}{% endfor %}{{ ns.a | length }}"#,
+        r#"{% set ns = namespace(a="xx") %}{% for i in range(60) %}{% set ns.a = 2 * ns.a %}{% endfor %}{{ ns.a | length }}"#,
+        "{% set ns = namespace(a=[1]) %}{% for i in range(60) %}{% set ns.a = ns.a + ns.a %}{% endfor %}{{ ns.a | length }}",
+        "{% set ns = namespace(a=[1]) %}{% for i in range(60) %}{% set ns.a = ns.a * 2 %}{% endfor %}{{ ns.a | length }}",
+        r#"{% macro f(s, n) %}{% if n > 0 %}{{ f(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ f("ab", 60) }}"#,
+        r#"{% set ns = namespace(a="x") %}{% for i in range(60) %}{% set ns.a = "%s%s" | format(ns.a, ns.a) %}{% endfor %}{{ ns.a | length }}"#,
+        &doubled,
+        &folded,
+        &folded_add,
+    ];
+    for source in cases {
+        let started = Instant::now();
+        let mut templates = Templates::new();
+        templates.add_text("t", source).expect("compiles");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{source}: compiling took {:?}",
+            started.elapsed()
+        );
+        let (rendered, took) = render(source);
+        assert!(
+            matches!(
+                rendered,
+                Err(RenderError::OverBudget(_) | RenderError::Failed(_))
+            ),
+            "{source}: rendered {rendered:?}"
+        );
+        assert!(took < Duration::from_secs(10), "{source}: took {took:?}");
+    }
+    // Conditions and value templates are single expressions, compiled on their own path.
+    let mut templates = Templates::new();
+    let expr = vec![ten; 50].join(" ~ ");
+    templates.add_condition("c", &expr).expect("compiles");
+    templates
+        .add_value("v", &format!("{{{{ {expr} }}}}"))
+        .expect("compiles");
+    let ctx = context(&minijinja::Value::from("hi"), &Default::default());
+    assert!(matches!(
+        templates.eval_condition("c", &ctx),
+        Err(RenderError::OverBudget(_))
+    ));
+    assert!(matches!(
+        templates.render_value("v", &ctx, CAP),
+        Err(RenderError::OverBudget(_))
+    ));
+}
+
+/// The metered operators give what minijinja's own give: each template is rendered by a plain minijinja
+/// environment and by ours, on the same context.
+#[test]
+fn metered_operators_agree_with_minijinja() {
+    let cases = [
+        "{{ 1 + 2 }}",
+        "{{1+2}}",
+        "{{ 2 * 3 }}",
+        "{{ 1.5 + 1 }}",
+        "{{ 7 * 0.5 }}",
+        "{{ 1 + 2 * 3 }}",
+        "{{ (1 + 2) * 3 }}",
+        "{{ ((1) + (2)) }}",
+        "{{ -1 * 2 }}",
+        "{{ 2 ** 3 * 2 }}",
+        "{{ 10 - 2 + 3 }}",
+        "{{ 9223372036854775807 + 1 }}",
+        r#"{{ "a" ~ 1 }}"#,
+        r#"{{ "a" + "b" }}"#,
+        r#"{{ "ab" * 2 }}"#,
+        r#"{{ 2 * "ab" }}"#,
+        r#"{{ "ab" * 0 }}"#,
+        "{{ [1] + [2] }}",
+        "{{ ([1, 2] + [3]) | sum }}",
+        "{{ [1, 2] * 2 }}",
+        "{{ (range(3) + range(2)) | list }}",
+        r#"{{ "x" ~ (1 + 2) ~ "y" }}"#,
+        r#"{{ "é" ~ "ü" ~ "€" }}"#,
+        "{{ input ~ input }}",
+        "{{ input | upper ~ input }}",
+        "{{ input ~ input | upper }}",
+        "{{ (input ~ \"-\") * 2 }}",
+        "{{ input\n  ~\n  \"!\" }}",
+        r#"{{ "a b" | replace("a", "x" ~ "y") }}"#,
+        r#"{% macro m(x="a" ~ "b") %}{{ x ~ x }}{% endmacro %}{{ m() }}{{ m("c" + "d") }}"#,
+        r#"{% set ns = namespace(s="") %}{% for i in range(5) %}{% set ns.s = ns.s ~ i %}{% endfor %}{{ ns.s }}"#,
+        "{% for i in range(3) if i * 2 > 1 %}{{ i + 10 }}{% endfor %}",
+        "{{ 1 + 2 if 2 * 2 == 4 else 3 ~ 4 }}",
+        r#"{{ {"a": 1 + 1, "b" ~ "c": [2 * 2]} | tojson }}"#,
+        "{{ range(10)[1 + 1:2 * 3] | list }}",
+        "{{ (1 + 2) is odd }}",
+        "{{ undefined_thing ~ \"x\" }}",
+        r#"{% set x %}{{ 1 + 1 }}{% endset %}{{ x ~ x }}"#,
+        r#"{% with a = 1 + 1 %}{{ a * a }}{% endwith %}"#,
+        r#"{% filter upper %}{{ "a" ~ "b" }}{% endfilter %}"#,
+        "{{ \"a\" + 1 }}",
+        "{{ [1] * \"x\" }}",
+        "{{ 1 ~ 2 + 3 * 4 ** 2 }}",
+    ];
+    let ctx = context(&minijinja::Value::from("hi"), &Default::default());
+    let mut plain = minijinja::Environment::new();
+    plain.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    plain.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    for source in cases {
+        let want = plain
+            .render_str(source, &ctx)
+            .map_err(|e| e.detail().unwrap_or_default().to_string());
+        let got = render(source).0.map_err(|e| e.to_string());
+        match (&want, &got) {
+            (Ok(want), Ok(got)) => assert_eq!(got, want, "{source}"),
+            (Err(want), Err(got)) => {
+                assert!(got.contains(want.as_str()), "{source}: {got} vs {want}")
+            }
+            _ => panic!("{source}: metered {got:?}, minijinja {want:?}"),
+        }
+    }
+}
+
+/// A syntax error still names its line after the rewrite (the rewrite adds no line breaks).
+#[test]
+fn errors_keep_their_line() {
+    let mut templates = Templates::new();
+    let error = templates
+        .add_text("t", "{{ a ~ b }}\n{{ c + d }}\n{{ e ~ }}")
+        .expect_err("syntax error");
+    assert!(error.contains("line 3"), "{error}");
+}
+
 /// In a run, a template over its limits fails its node with `template_error`, like any template error.
 #[tokio::test]
 async fn a_hostile_template_fails_its_run_with_a_template_error() {

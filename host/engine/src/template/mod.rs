@@ -12,11 +12,11 @@
 //! 100000000` is a lazy sequence of 10¹³ items that `sum`, `list` or `join` then walk natively, and `join`,
 //! `replace`, `indent`, `tojson`, `batch` or a `{% set %}` block can build gigabytes from a few bytes. So
 //! the builtin filters that walk a sequence refuse one of more than [`MAX_ITEMS`] items, and every byte a
-//! render builds through an emit (`{{ … }}`, also into a block being captured) or an expanding filter is
-//! charged to a budget of [`BUDGET_FACTOR`] × the output cap; the output cap itself is enforced as the text
-//! is written. What minijinja's operators build (`~`, `+`, `*`) it does not let an embedder meter: string
-//! repetition is capped by minijinja itself (10⁸ bytes), the rest is bounded only by fuel.
+//! render builds through an emit (`{{ … }}`, also into a block being captured), an expanding filter or an
+//! operator (`~`, `+`, `*`: rewritten into calls to metered functions, see `operators.rs`) is charged to a
+//! budget of [`BUDGET_FACTOR`] × the output cap; the output cap itself is enforced as the text is written.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -87,6 +87,7 @@ impl Templates {
             },
         );
         guard_builtins(&mut env);
+        add_operators(&mut env);
         Templates {
             env,
             json_valued: HashSet::new(),
@@ -95,8 +96,9 @@ impl Templates {
 
     /// Compiles a text template under `name`.
     pub fn add_text(&mut self, name: &str, source: &str) -> Result<(), String> {
+        let source = meter(source, Source::Template)?.into_owned();
         self.env
-            .add_template_owned(name.to_string(), source.to_string())
+            .add_template_owned(name.to_string(), source)
             .map_err(describe)
     }
 
@@ -105,7 +107,7 @@ impl Templates {
     pub fn add_value(&mut self, name: &str, source: &str) -> Result<(), String> {
         match single_expression(source) {
             Some(expr) => {
-                check_expression(&self.env, expr)?;
+                let expr = check_expression(&self.env, expr)?;
                 self.env
                     .add_template_owned(name.to_string(), format!("{{{{ ({expr}) | tojson }}}}"))
                     .map_err(describe)?;
@@ -118,7 +120,7 @@ impl Templates {
 
     /// Compiles a condition expression under `name`.
     pub fn add_condition(&mut self, name: &str, expr: &str) -> Result<(), String> {
-        check_expression(&self.env, expr)?;
+        let expr = check_expression(&self.env, expr)?;
         self.env
             .add_template_owned(
                 name.to_string(),
@@ -234,12 +236,14 @@ fn single_expression(source: &str) -> Option<&str> {
 
 /// Compiles `expr` as one expression. minijinja's expression lexer panics ("empty lexer stack") on `}}`
 /// followed by more text (found by fuzzing, fuzz/corpus/template/regression-empty-lexer-stack), so `}}` is rejected first, as
-/// [`single_expression`] does for value templates.
-fn check_expression(env: &Environment<'static>, expr: &str) -> Result<(), String> {
+/// [`single_expression`] does for value templates. Returns the expression with its operators metered.
+fn check_expression<'e>(env: &Environment<'static>, expr: &'e str) -> Result<Cow<'e, str>, String> {
     if expr.contains("}}") {
         return Err("syntax error: unexpected `}}` in an expression".to_string());
     }
-    env.compile_expression(expr).map(drop).map_err(describe)
+    let expr = meter(expr, Source::Expression)?;
+    env.compile_expression(&expr).map_err(describe)?;
+    Ok(expr)
 }
 
 fn fromjson(text: &str) -> Result<Value, Error> {
@@ -282,5 +286,7 @@ impl io::Write for Capped {
 }
 
 mod guard;
+mod operators;
 
 use guard::{Budget, charge, guard_builtins, value_bytes};
+use operators::{Source, add_operators, meter};
