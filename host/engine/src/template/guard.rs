@@ -67,10 +67,15 @@ pub(super) fn charge(bytes: usize) -> Result<(), Error> {
     }
 }
 
+/// Bytes of budget one item of a walked value costs: sorting, comparing, hashing or printing a value walks
+/// all of it natively, in one instruction, so the walks of a render are bounded by its budget, not by fuel.
+const WALK_COST: usize = 8;
+
 /// Refuses a value holding more than [`MAX_ITEMS`] items in all (nested sequences and maps counted too,
 /// lazy ones included: `[range(10) * 100000000]` is one item outside and 10⁹ inside) or nested deeper than
-/// [`TEMPLATE_RECURSION`]. Sizes are checked before anything is walked, so this costs at most
-/// [`MAX_ITEMS`] steps; minijinja's own printing, sorting or hashing of a value walks all of it.
+/// [`TEMPLATE_RECURSION`], and charges [`WALK_COST`] per item. Sizes are checked before anything is walked,
+/// so this costs at most [`MAX_ITEMS`] steps; minijinja's own printing, sorting or hashing of a value walks
+/// all of it.
 fn check_items(value: &Value) -> Result<(), Error> {
     let mut left = MAX_ITEMS;
     count_items(value, &mut left, 0)
@@ -96,6 +101,7 @@ fn count_items(value: &Value, left: &mut usize, depth: usize) -> Result<(), Erro
         ));
     }
     *left -= n;
+    charge(n.saturating_mul(WALK_COST))?;
     let is_map = value.kind() == minijinja::value::ValueKind::Map;
     for item in value.try_iter()? {
         if is_map {
@@ -161,6 +167,14 @@ pub(super) fn value_bytes(value: &Value) -> Result<usize, Error> {
     Ok(counter.n)
 }
 
+/// Charges what comparing `value` walks: its items, or a string's bytes (compared 16 at a time).
+pub(super) fn walk(value: &Value) -> Result<(), Error> {
+    match value.as_str() {
+        Some(text) => charge(text.len() / 16),
+        None => check_items(value),
+    }
+}
+
 pub(super) fn guard_builtins(env: &mut Environment<'static>) {
     // Filters that walk their input: refused for a sequence of more than MAX_ITEMS items.
     env.add_filter("list", list);
@@ -184,6 +198,22 @@ pub(super) fn guard_builtins(env: &mut Environment<'static>) {
     env.add_filter("batch", batch);
     env.add_filter("slice", slice);
     env.add_test("in", is_in);
+    // Tests that compare two values: each walked value charged.
+    for (names, test) in [
+        (
+            &["eq", "equalto", "=="][..],
+            is_eq as fn(&Value, &Value) -> Result<bool, Error>,
+        ),
+        (&["ne", "!="], is_ne),
+        (&["lt", "lessthan", "<"], is_lt),
+        (&["le", "<="], is_le),
+        (&["gt", "greaterthan", ">"], is_gt),
+        (&["ge", ">="], is_ge),
+    ] {
+        for name in names {
+            env.add_test(*name, test);
+        }
+    }
     // Filters that build text: charged what they will build, before they build it.
     env.add_filter("join", join);
     env.add_filter("replace", replace);
@@ -266,9 +296,23 @@ mod guarded {
         f::slice(s, v, n, fill)
     }
     pub(super) fn is_in(s: &State<'_, '_>, v: &Value, other: &Value) -> Result<bool, Error> {
-        check_items(other)?;
+        walk(v)?;
+        walk(other)?;
         minijinja::tests::is_in(s, v, other)
     }
+
+    /// Tests that compare: minijinja's own, after [`walk`] of both values.
+    macro_rules! comparing {
+        ($($name:ident),*) => {$(
+            pub(super) fn $name(v: &Value, other: &Value) -> Result<bool, Error> {
+                walk(v)?;
+                walk(other)?;
+                Ok(minijinja::tests::$name(v, other))
+            }
+        )*};
+    }
+
+    comparing!(is_eq, is_ne, is_lt, is_le, is_gt, is_ge);
     pub(super) fn join(
         s: &State<'_, '_>,
         v: &Value,

@@ -13,12 +13,12 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use minijinja::machinery::{ast, parse, parse_expr};
+use minijinja::machinery::{Token, ast, parse, parse_expr, tokenize};
 use minijinja::value::ValueKind;
 use minijinja::{Environment, Error, ErrorKind, Expression, Value, context};
 
 use super::MAX_ITEMS;
-use super::guard::{charge, value_bytes};
+use super::guard::{charge, value_bytes, walk};
 
 /// What a source is parsed as.
 #[derive(Clone, Copy)]
@@ -32,31 +32,59 @@ pub(super) enum Source {
 /// `source` with every `+`, `*` and `~` replaced by a call to its metered function; borrowed when there is
 /// none. A source that does not parse comes back as it is, so minijinja reports the syntax error itself.
 pub(super) fn meter(source: &str, kind: Source) -> Result<Cow<'_, str>, String> {
+    let Some(root) = Root::parse(source, kind) else {
+        return Ok(Cow::Borrowed(source));
+    };
     let mut edits = Edits {
         source,
+        kind,
         list: Vec::new(),
+        parens: None,
     };
-    match kind {
-        Source::Template => {
-            let Ok(root) = parse(
-                source,
-                "<template>",
-                // minijinja's defaults, as the environment uses them.
-                Default::default(),
-                Default::default(),
-            ) else {
-                return Ok(Cow::Borrowed(source));
-            };
-            edits.stmt(&root)?;
-        }
-        Source::Expression => {
-            let Ok(root) = parse_expr(source) else {
-                return Ok(Cow::Borrowed(source));
-            };
-            edits.expr(&root)?;
+    root.walk(&mut edits)?;
+    let rewritten = edits.apply()?;
+    // The rewrite must read as the source did, operators and groupings alike.
+    if let Cow::Owned(text) = &rewritten
+        && Root::parse(text, kind).map(|r| r.shape()) != Some(root.shape())
+    {
+        return Err(
+            "an operator of this template could not be checked for limits; \
+             try parentheses around its operands"
+                .to_string(),
+        );
+    }
+    Ok(rewritten)
+}
+
+enum Root<'s> {
+    Template(ast::Stmt<'s>),
+    Expression(ast::Expr<'s>),
+}
+
+impl<'s> Root<'s> {
+    fn parse(source: &'s str, kind: Source) -> Option<Root<'s>> {
+        match kind {
+            // minijinja's defaults, as the environment uses them.
+            Source::Template => parse(source, "<template>", Default::default(), Default::default())
+                .ok()
+                .map(Root::Template),
+            Source::Expression => parse_expr(source).ok().map(Root::Expression),
         }
     }
-    edits.apply()
+
+    fn walk(&self, walk: &mut impl Walk) -> Result<(), String> {
+        match self {
+            Root::Template(stmt) => walk.stmt(stmt),
+            Root::Expression(expr) => walk.expr(expr),
+        }
+    }
+
+    fn shape(&self) -> Vec<String> {
+        let mut shape = Shape::default();
+        // A shape's visit never fails.
+        let _ = self.walk(&mut shape);
+        shape.0
+    }
 }
 
 /// The functions the rewritten operators call.
@@ -64,7 +92,11 @@ pub(super) fn add_operators(env: &mut Environment<'static>) {
     env.add_function(Operator::Add.function(), add);
     env.add_function(Operator::Mul.function(), mul);
     env.add_function(Operator::Concat.function(), concat);
+    env.add_function(WALKED.trim_end_matches('('), walked);
 }
+
+/// The call an operand that a comparison, a map key or a subscript walks is wrapped in.
+const WALKED: &str = "__pipecat_walked(";
 
 #[derive(Clone, Copy)]
 enum Operator {
@@ -117,7 +149,54 @@ struct Edit {
 
 struct Edits<'s> {
     source: &'s str,
+    kind: Source,
     list: Vec<Edit>,
+    /// The source's parentheses, found when first needed.
+    parens: Option<Parens>,
+}
+
+/// Each `(` token of a source with the end of its matching `)`, by the offset of the token after it.
+#[derive(Default)]
+struct Parens {
+    /// Offset of a token → (offset of the `(` just before it, end of that `(`'s matching `)`).
+    before: std::collections::HashMap<usize, (usize, usize)>,
+}
+
+impl Parens {
+    fn of(source: &str, kind: Source) -> Parens {
+        let mut parens = Parens::default();
+        let tokens = tokenize(
+            source,
+            matches!(kind, Source::Expression),
+            Default::default(),
+            Default::default(),
+        );
+        let mut open: Vec<usize> = Vec::new();
+        let mut after_open: Vec<(usize, usize)> = Vec::new();
+        let mut previous_open: Option<usize> = None;
+        for token in tokens {
+            let Ok((token, span)) = token else { break };
+            let (start, end) = (span.start_offset as usize, span.end_offset as usize);
+            if let Some(paren) = previous_open.take() {
+                after_open.push((start, paren));
+            }
+            match token {
+                Token::ParenOpen => {
+                    open.push(start);
+                    previous_open = Some(start);
+                }
+                Token::ParenClose => {
+                    if let Some(paren) = open.pop()
+                        && let Some(&(next, _)) = after_open.iter().rev().find(|(_, p)| *p == paren)
+                    {
+                        parens.before.insert(next, (paren, end));
+                    }
+                }
+                _ => {}
+            }
+        }
+        parens
+    }
 }
 
 impl<'s> Edits<'s> {
@@ -185,6 +264,49 @@ impl<'s> Edits<'s> {
         });
         Ok(())
     }
+
+    /// `operand` → `__pipecat_walked(operand)`, for a value that one instruction walks whole (a comparison,
+    /// a map key, a subscript). Constants are left alone.
+    fn wrap(&mut self, operand: &ast::Expr<'_>) {
+        if matches!(operand, ast::Expr::Const(_)) {
+            return;
+        }
+        let end = operand.span().end_offset as usize;
+        let start = self.outer_start(start(operand), end);
+        self.list.push(Edit {
+            at: start,
+            rank: 2,
+            replaces: 0,
+            text: WALKED,
+        });
+        self.list.push(Edit {
+            at: end,
+            rank: 0,
+            replaces: 0,
+            text: ")",
+        });
+    }
+
+    /// `start` moved back over each `(` just before it whose `)` closes by `end`: the operand `(a ~ b)|length`
+    /// starts at its parenthesis, while `a` in `f(a == b)` does not take the call's.
+    fn outer_start(&mut self, mut start: usize, end: usize) -> usize {
+        let parens = self
+            .parens
+            .get_or_insert_with(|| Parens::of(self.source, self.kind));
+        while let Some(&(paren, closes)) = parens.before.get(&start) {
+            if closes > end {
+                break;
+            }
+            start = paren;
+        }
+        start
+    }
+}
+
+/// A walk over every statement and expression of a template, calling [`Walk::visit`] on each expression
+/// before its parts (which it skips when `visit` says so).
+trait Walk {
+    fn visit(&mut self, expr: &ast::Expr<'_>) -> Result<bool, String>;
 
     fn stmts(&mut self, stmts: &[ast::Stmt<'_>]) -> Result<(), String> {
         stmts.iter().try_for_each(|stmt| self.stmt(stmt))
@@ -286,6 +408,9 @@ impl<'s> Edits<'s> {
 
     fn expr(&mut self, expr: &ast::Expr<'_>) -> Result<(), String> {
         use ast::Expr;
+        if !self.visit(expr)? {
+            return Ok(());
+        }
         match expr {
             Expr::Var(_) | Expr::Const(_) => Ok(()),
             Expr::Slice(s) => {
@@ -296,9 +421,6 @@ impl<'s> Edits<'s> {
             }
             Expr::UnaryOp(u) => self.expr(&u.expr),
             Expr::BinOp(b) => {
-                if let Some(operator) = Operator::of(&b.op) {
-                    self.operation(b, operator)?;
-                }
                 self.expr(&b.left)?;
                 self.expr(&b.right)
             }
@@ -332,6 +454,134 @@ impl<'s> Edits<'s> {
             }
         }
     }
+}
+
+impl Walk for Edits<'_> {
+    fn visit(&mut self, expr: &ast::Expr<'_>) -> Result<bool, String> {
+        use ast::Expr;
+        match expr {
+            Expr::BinOp(b) => {
+                if let Some(operator) = Operator::of(&b.op) {
+                    self.operation(b, operator)?;
+                } else if is_comparison(&b.op) {
+                    self.wrap(&b.left);
+                    self.wrap(&b.right);
+                }
+            }
+            Expr::Compare(c) => {
+                self.wrap(&c.expr);
+                c.ops.iter().for_each(|op| self.wrap(&op.expr));
+            }
+            Expr::GetItem(g) => self.wrap(&g.subscript_expr),
+            Expr::Map(m) => m.keys.iter().for_each(|key| self.wrap(key)),
+            // `loop.changed(value)` compares the value with the one of the last iteration.
+            Expr::Call(c) => {
+                if let Expr::GetAttr(attr) = &c.expr
+                    && attr.name == "changed"
+                {
+                    for arg in &c.args {
+                        if let ast::CallArg::Pos(e) = arg {
+                            self.wrap(e);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+}
+
+/// The shape of a template's expressions, read as if the metered calls were the operators they replace
+/// and `__pipecat_walked(x)` were `x`: a source and its rewrite must have the same.
+#[derive(Default)]
+struct Shape(Vec<String>);
+
+impl Walk for Shape {
+    fn visit(&mut self, expr: &ast::Expr<'_>) -> Result<bool, String> {
+        use ast::Expr;
+        let label = match expr {
+            Expr::Call(c) => {
+                if let Expr::Var(var) = &c.expr
+                    && let Some(label) = metered_label(var.id)
+                {
+                    if !label.is_empty() {
+                        self.0.push(label.to_string());
+                    }
+                    self.args(&c.args)?;
+                    return Ok(false);
+                }
+                format!("call/{}", c.args.len())
+            }
+            Expr::BinOp(b) => format!("{:?}", b.op),
+            Expr::Var(v) => format!("var {}", v.id),
+            Expr::Const(c) => format!("const {:?}", c.value),
+            Expr::Slice(_) => "slice".to_string(),
+            Expr::UnaryOp(u) => format!("{:?}", u.op),
+            Expr::Compare(c) => format!("compare/{}", c.ops.len()),
+            Expr::IfExpr(_) => "if".to_string(),
+            Expr::Filter(f) => format!("filter {}/{}", f.name, f.args.len()),
+            Expr::Test(t) => format!("test {}/{}", t.name, t.args.len()),
+            Expr::GetAttr(g) => format!("attr {}", g.name),
+            Expr::GetItem(_) => "item".to_string(),
+            Expr::List(l) => format!("list/{}", l.items.len()),
+            Expr::Map(m) => format!("map/{}", m.keys.len()),
+        };
+        self.0.push(label);
+        Ok(true)
+    }
+}
+
+/// What a metered call stands for in a [`Shape`]: its operator, or nothing for `__pipecat_walked`.
+fn metered_label(function: &str) -> Option<&'static str> {
+    [Operator::Add, Operator::Mul, Operator::Concat]
+        .into_iter()
+        .find(|op| op.function() == function)
+        .map(|op| match op {
+            Operator::Add => "Add",
+            Operator::Mul => "Mul",
+            Operator::Concat => "Concat",
+        })
+        .or_else(|| (function == WALKED.trim_end_matches('(')).then_some(""))
+}
+
+fn is_comparison(op: &ast::BinOpKind) -> bool {
+    use ast::BinOpKind as K;
+    matches!(op, K::Eq | K::Ne | K::Lt | K::Lte | K::Gt | K::Gte | K::In)
+}
+
+/// Where `expr`'s own text starts (without parentheses around its first part). minijinja's spans start at
+/// the first token for names, constants, literals, unary and arithmetic operations, but at the token *before*
+/// the expression for comparisons and `if` expressions, and at the name for filters and tests.
+fn start(expr: &ast::Expr<'_>) -> usize {
+    use ast::Expr;
+    let own = expr.span().start_offset as usize;
+    match expr {
+        Expr::Var(_) | Expr::Const(_) | Expr::List(_) | Expr::Map(_) => own,
+        Expr::BinOp(b) if is_comparison(&b.op) => start(&b.left),
+        Expr::BinOp(_) => own,
+        // `a not in b` is `not (a in b)` with the comparison's span.
+        Expr::UnaryOp(u) => match &u.expr {
+            Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) && b.span() == u.span() => {
+                start(&u.expr)
+            }
+            _ => own,
+        },
+        Expr::Compare(c) => start(&c.expr),
+        Expr::IfExpr(i) => start(&i.true_expr),
+        Expr::Filter(f) => f.expr.as_ref().map_or(own, |e| own.min(start(e))),
+        Expr::Test(t) => own.min(start(&t.expr)),
+        Expr::GetAttr(g) => own.min(start(&g.expr)),
+        Expr::GetItem(g) => own.min(start(&g.expr)),
+        Expr::Slice(s) => own.min(start(&s.expr)),
+        Expr::Call(c) => own.min(start(&c.expr)),
+    }
+}
+
+/// An operand that a comparison, a map key or a subscript walks: charged, then passed on unchanged.
+fn walked(value: Value) -> Result<Value, Error> {
+    walk(&value)?;
+    Ok(value)
 }
 
 /// minijinja's own operators, run on operands that have been checked.
@@ -434,6 +684,47 @@ mod tests {
         assert_eq!(
             meter("x ~ 'é' * 3", Source::Expression).unwrap(),
             "__pipecat_cat(x , __pipecat_mul('é' , 3))"
+        );
+    }
+
+    #[test]
+    fn what_a_comparison_walks_is_wrapped() {
+        let w = |x: &str| format!("__pipecat_walked({x})");
+        assert_eq!(
+            rewritten("{{ a == b }}"),
+            format!("{{{{ {} == {} }}}}", w("a"), w("b"))
+        );
+        assert_eq!(
+            rewritten("{{ a == 1 }}"),
+            format!("{{{{ {} == 1 }}}}", w("a"))
+        );
+        assert_eq!(
+            rewritten("{% if a not in b %}{% endif %}"),
+            format!("{{% if {} not in {} %}}{{% endif %}}", w("a"), w("b"))
+        );
+        assert_eq!(
+            rewritten("{{ (x ~ y)|length > n }}"),
+            format!(
+                "{{{{ {} > {} }}}}",
+                w("(__pipecat_cat(x , y))|length"),
+                w("n")
+            )
+        );
+        assert_eq!(
+            rewritten("{{ f(a < b) }}"),
+            format!("{{{{ f({} < {}) }}}}", w("a"), w("b"))
+        );
+        assert_eq!(
+            rewritten("{{ 0 < x.y < z[k] }}"),
+            format!(
+                "{{{{ 0 < {} < {} }}}}",
+                w("x.y"),
+                w(&format!("z[{}]", w("k")))
+            )
+        );
+        assert_eq!(
+            rewritten("{{ {k: 1}[\"a\"] }}"),
+            format!("{{{{ {{{}: 1}}[\"a\"] }}}}", w("k"))
         );
     }
 
