@@ -228,14 +228,22 @@ mod tests {
         std::thread::current().name() == Some("pipecat-wasm")
     }
 
-    /// Spins for `wall`, yielding to tokio every 100 µs (like a guest at its epoch yields).
-    async fn burn(wall: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < wall {
-            let slice = Instant::now();
-            while slice.elapsed() < Duration::from_micros(100) {
-                std::hint::spin_loop();
-            }
+    /// Spins on its thread until it has used `cpu` of CPU time (not wall time: on a loaded machine a
+    /// thread gets a fraction of the wall clock, and the executor meters CPU).
+    fn spin(cpu: Duration) {
+        let start = thread_cpu_time();
+        while thread_cpu_time().saturating_sub(start) < cpu {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Uses `cpu` of CPU time, yielding to tokio every 100 µs of it (like a guest at its epoch yields).
+    async fn burn(cpu: Duration) -> bool {
+        let slice = Duration::from_micros(100);
+        let mut used = Duration::ZERO;
+        while used < cpu {
+            spin(slice);
+            used += slice;
             tokio::task::yield_now().await;
         }
         on_guest_thread()
@@ -281,10 +289,7 @@ mod tests {
         let executor = Executor::start(1).expect("executor");
         let pace = Pace::default();
         let busy = async {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_millis(20) {
-                std::hint::spin_loop();
-            }
+            spin(Duration::from_millis(20));
             on_guest_thread()
         };
         assert_eq!(executor.run(&pace, busy).await, Some(false));
