@@ -601,7 +601,10 @@ static NATIVE: LazyLock<Native> = LazyLock::new(|| Native {
 });
 
 fn native(expression: &Expression<'static, 'static>, a: Value, b: Value) -> Result<Value, Error> {
-    expression.eval(context! { a, b })
+    // A fresh error without the line of `a + b`, so that the template's own line is attached to it.
+    expression
+        .eval(context! { a, b })
+        .map_err(|e| Error::new(e.kind(), e.detail().unwrap_or_default().to_string()))
 }
 
 fn too_many_items() -> Error {
