@@ -162,6 +162,16 @@ fn operators_cannot_build_without_bound() {
         );
         assert!(took < Duration::from_secs(10), "{source}: took {took:?}");
     }
+    // A condition renders one byte, but has the budget of any render: it may compare long lists.
+    let mut templates = Templates::new();
+    templates
+        .add_condition("c", "input.tag in input.allowed")
+        .expect("compiles");
+    let allowed: Vec<String> = (0..50_000).map(|i| format!("t{i}")).collect();
+    let input =
+        minijinja::Value::from_serialize(serde_json::json!({"tag": "t49999", "allowed": allowed}));
+    let ctx = context(&input, &Default::default());
+    assert_eq!(templates.eval_condition("c", &ctx), Ok(true));
     // Conditions and value templates are single expressions, compiled on their own path.
     let mut templates = Templates::new();
     let expr = vec![ten; 50].join(" ~ ");

@@ -14,7 +14,8 @@
 //! the builtin filters that walk a sequence refuse one of more than [`MAX_ITEMS`] items, and every byte a
 //! render builds through an emit (`{{ … }}`, also into a block being captured), an expanding filter or an
 //! operator (`~`, `+`, `*`: rewritten into calls to metered functions, see `operators.rs`) is charged to a
-//! budget of [`BUDGET_FACTOR`] × the output cap; the output cap itself is enforced as the text is written.
+//! budget of [`BUDGET_FACTOR`] × the output cap (at least × [`BUDGET_FLOOR`]: a condition's output is one
+//! byte, but it may compare long lists); the output cap itself is enforced as the text is written.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -33,6 +34,8 @@ pub const TEMPLATE_RECURSION: usize = 64;
 pub const MAX_ITEMS: usize = 100_000;
 /// Bytes a render may build (emitted or built by filters), as a multiple of its output cap.
 pub const BUDGET_FACTOR: usize = 16;
+/// The smallest output cap a budget is reckoned from (the default rendered-size cap, 1 MiB).
+pub const BUDGET_FLOOR: usize = 1 << 20;
 /// Largest width a filter may pad or indent to (`indent`, `tojson(indent=…)`, `format` widths).
 const MAX_WIDTH: usize = 1_000;
 
@@ -139,7 +142,7 @@ impl Templates {
             buf: Vec::new(),
             cap,
         };
-        let budget = cap.max(1 << 10).saturating_mul(BUDGET_FACTOR);
+        let budget = cap.max(BUDGET_FLOOR).saturating_mul(BUDGET_FACTOR);
         let _budget = Budget::start(budget);
         // minijinja can panic on hostile input (an overflowing `seq * n` in debug builds, the lexer bug
         // noted at `check_expression`): a failed render, not a dead task.
