@@ -283,6 +283,28 @@ fn metered_operators_agree_with_minijinja() {
     }
 }
 
+/// A condition or value expression is compiled as a whole template, never through minijinja's expression
+/// parser, which takes the longest expression at the start and ignores the rest (found by fuzzing:
+/// fuzz/corpus/template/regression-expression-with-trailing-text) and folds constants before anything is
+/// metered.
+#[test]
+fn expressions_are_checked_whole() {
+    let mut templates = Templates::new();
+    let error = templates
+        .add_condition("c", r#"input ~ "x" "= (1 + 2) * 3"#)
+        .expect_err("trailing text");
+    assert!(!error.contains("could not be checked"), "{error}");
+    let error = templates
+        .add_condition("c", "input == 1 input")
+        .expect_err("trailing text");
+    assert!(error.contains("expected `)`"), "{error}");
+    templates
+        .add_condition("c", "(input ~ \"!\") == \"hi!\"")
+        .expect("compiles");
+    let ctx = context(&minijinja::Value::from("hi"), &Default::default());
+    assert_eq!(templates.eval_condition("c", &ctx), Ok(true));
+}
+
 /// Errors still name their line after the rewrite (it adds no line breaks): a syntax error, and an operator
 /// that fails inside its metered call.
 #[test]

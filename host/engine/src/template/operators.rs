@@ -13,39 +13,29 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use minijinja::machinery::{Token, ast, parse, parse_expr, tokenize};
+use minijinja::machinery::{Token, ast, parse, tokenize};
 use minijinja::value::ValueKind;
 use minijinja::{Environment, Error, ErrorKind, Expression, Value, context};
 
 use super::MAX_ITEMS;
 use super::guard::{charge, value_bytes, walk};
 
-/// What a source is parsed as.
-#[derive(Clone, Copy)]
-pub(super) enum Source {
-    /// A whole template.
-    Template,
-    /// One expression (a condition, or the inside of a value template).
-    Expression,
-}
-
 /// `source` with every `+`, `*` and `~` replaced by a call to its metered function; borrowed when there is
 /// none. A source that does not parse comes back as it is, so minijinja reports the syntax error itself.
-pub(super) fn meter(source: &str, kind: Source) -> Result<Cow<'_, str>, String> {
-    let Some(root) = Root::parse(source, kind) else {
+pub(super) fn meter(source: &str) -> Result<Cow<'_, str>, String> {
+    let Some(root) = parse_template(source) else {
         return Ok(Cow::Borrowed(source));
     };
     let mut edits = Edits {
         source,
-        kind,
         list: Vec::new(),
         parens: None,
     };
-    root.walk(&mut edits)?;
+    edits.stmt(&root)?;
     let rewritten = edits.apply()?;
     // The rewrite must read as the source did, operators and groupings alike.
     if let Cow::Owned(text) = &rewritten
-        && Root::parse(text, kind).map(|r| r.shape()) != Some(root.shape())
+        && parse_template(text).map(|r| shape(&r)) != Some(shape(&root))
     {
         return Err(
             "an operator of this template could not be checked for limits; \
@@ -56,35 +46,16 @@ pub(super) fn meter(source: &str, kind: Source) -> Result<Cow<'_, str>, String> 
     Ok(rewritten)
 }
 
-enum Root<'s> {
-    Template(ast::Stmt<'s>),
-    Expression(ast::Expr<'s>),
+fn parse_template(source: &str) -> Option<ast::Stmt<'_>> {
+    // minijinja's defaults, as the environment uses them.
+    parse(source, "<template>", Default::default(), Default::default()).ok()
 }
 
-impl<'s> Root<'s> {
-    fn parse(source: &'s str, kind: Source) -> Option<Root<'s>> {
-        match kind {
-            // minijinja's defaults, as the environment uses them.
-            Source::Template => parse(source, "<template>", Default::default(), Default::default())
-                .ok()
-                .map(Root::Template),
-            Source::Expression => parse_expr(source).ok().map(Root::Expression),
-        }
-    }
-
-    fn walk(&self, walk: &mut impl Walk) -> Result<(), String> {
-        match self {
-            Root::Template(stmt) => walk.stmt(stmt),
-            Root::Expression(expr) => walk.expr(expr),
-        }
-    }
-
-    fn shape(&self) -> Vec<String> {
-        let mut shape = Shape::default();
-        // A shape's visit never fails.
-        let _ = self.walk(&mut shape);
-        shape.0
-    }
+fn shape(root: &ast::Stmt<'_>) -> Vec<String> {
+    let mut shape = Shape::default();
+    // A shape's visit never fails.
+    let _ = shape.stmt(root);
+    shape.0
 }
 
 /// The functions the rewritten operators call.
@@ -149,7 +120,6 @@ struct Edit {
 
 struct Edits<'s> {
     source: &'s str,
-    kind: Source,
     list: Vec<Edit>,
     /// The source's parentheses, found when first needed.
     parens: Option<Parens>,
@@ -163,14 +133,9 @@ struct Parens {
 }
 
 impl Parens {
-    fn of(source: &str, kind: Source) -> Parens {
+    fn of(source: &str) -> Parens {
         let mut parens = Parens::default();
-        let tokens = tokenize(
-            source,
-            matches!(kind, Source::Expression),
-            Default::default(),
-            Default::default(),
-        );
+        let tokens = tokenize(source, false, Default::default(), Default::default());
         let mut open: Vec<usize> = Vec::new();
         let mut after_open: Vec<(usize, usize)> = Vec::new();
         let mut previous_open: Option<usize> = None;
@@ -290,9 +255,7 @@ impl<'s> Edits<'s> {
     /// `start` moved back over each `(` just before it whose `)` closes by `end`: the operand `(a ~ b)|length`
     /// starts at its parenthesis, while `a` in `f(a == b)` does not take the call's.
     fn outer_start(&mut self, mut start: usize, end: usize) -> usize {
-        let parens = self
-            .parens
-            .get_or_insert_with(|| Parens::of(self.source, self.kind));
+        let parens = self.parens.get_or_insert_with(|| Parens::of(self.source));
         while let Some(&(paren, closes)) = parens.before.get(&start) {
             if closes > end {
                 break;
@@ -685,9 +648,7 @@ mod tests {
     use super::*;
 
     fn rewritten(source: &str) -> String {
-        meter(source, Source::Template)
-            .expect("rewrites")
-            .into_owned()
+        meter(source).expect("rewrites").into_owned()
     }
 
     #[test]
@@ -711,8 +672,8 @@ mod tests {
         );
         assert_eq!(rewritten("{{ 2 ** 3 - 1 / 2 }}"), "{{ 2 ** 3 - 1 / 2 }}");
         assert_eq!(
-            meter("x ~ 'é' * 3", Source::Expression).unwrap(),
-            "__pipecat_cat(x , __pipecat_mul('é' , 3))"
+            rewritten("{{ x ~ 'é' * 3 }}"),
+            "{{ __pipecat_cat(x , __pipecat_mul('é' , 3)) }}"
         );
     }
 
@@ -759,13 +720,7 @@ mod tests {
 
     #[test]
     fn sources_without_operators_or_that_do_not_parse_are_left_alone() {
-        assert!(matches!(
-            meter("{{ a }} text", Source::Template),
-            Ok(Cow::Borrowed(_))
-        ));
-        assert!(matches!(
-            meter("{{ a ~ }}", Source::Template),
-            Ok(Cow::Borrowed(_))
-        ));
+        assert!(matches!(meter("{{ a }} text"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(meter("{{ a ~ }}"), Ok(Cow::Borrowed(_))));
     }
 }
