@@ -286,7 +286,8 @@ fn metered_operators_agree_with_minijinja() {
 /// A condition or value expression is compiled as a whole template, never through minijinja's expression
 /// parser, which takes the longest expression at the start and ignores the rest (found by fuzzing:
 /// fuzz/corpus/template/regression-expression-with-trailing-text) and folds constants before anything is
-/// metered.
+/// metered; and text that closes the parentheses it is wrapped in is refused (also found by fuzzing:
+/// regression-expression-closing-its-wrapper).
 #[test]
 fn expressions_are_checked_whole() {
     let mut templates = Templates::new();
@@ -298,6 +299,12 @@ fn expressions_are_checked_whole() {
         .add_condition("c", "input == 1 input")
         .expect_err("trailing text");
     assert!(error.contains("expected `)`"), "{error}");
+    // Not one expression, although it parses inside the parentheses the condition is wrapped in.
+    let error = templates
+        .add_condition("c", "reacraw * 1 + 4) *(placraw * 1 + 4) *( 3")
+        .expect_err("two expressions");
+    assert!(error.contains("unexpected `)`"), "{error}");
+    templates.add_condition("d", "((input))").expect("compiles");
     templates
         .add_condition("c", "(input ~ \"!\") == \"hi!\"")
         .expect("compiles");

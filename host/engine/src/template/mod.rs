@@ -248,6 +248,9 @@ fn check_expression(env: &Environment<'static>, expr: &str) -> Result<String, St
     if expr.contains("}}") {
         return Err("syntax error: unexpected `}}` in an expression".to_string());
     }
+    if !closes_only_its_own(expr) {
+        return Err("syntax error: unexpected `)` in an expression".to_string());
+    }
     let wrapped = format!("{OPEN}{expr}{CLOSE}");
     let metered = meter(&wrapped)?;
     env.template_from_str(&metered).map_err(describe)?;
@@ -301,4 +304,4 @@ mod guard;
 mod operators;
 
 use guard::{Budget, charge, guard_builtins, value_bytes};
-use operators::{add_operators, meter};
+use operators::{add_operators, closes_only_its_own, meter};

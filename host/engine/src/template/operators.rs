@@ -58,6 +58,25 @@ fn shape(root: &ast::Stmt<'_>) -> Vec<String> {
     shape.0
 }
 
+/// Whether no `)` of `expr` closes a parenthesis it did not open: `a) * (b` is not one expression, although
+/// `(a) * (b)`, the expression in parentheses, parses.
+pub(super) fn closes_only_its_own(expr: &str) -> bool {
+    let mut depth = 0usize;
+    for token in tokenize(expr, true, Default::default(), Default::default()) {
+        match token {
+            Ok((Token::ParenOpen, _)) => depth += 1,
+            Ok((Token::ParenClose, _)) => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Ok(_) => {}
+            // Not an expression at all: compiling it says why.
+            Err(_) => return true,
+        }
+    }
+    true
+}
+
 /// The functions the rewritten operators call.
 pub(super) fn add_operators(env: &mut Environment<'static>) {
     env.add_function(Operator::Add.function(), add);
