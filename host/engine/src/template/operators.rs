@@ -197,6 +197,12 @@ impl<'s> Edits<'s> {
                 "an operator of this template could not be checked for limits".to_string()
             })?;
             out.push_str(text);
+            // `x in-y` would read `in__pipecat_walked(-y)`, one name: a call never joins the word before it.
+            if edit.text.starts_with("__")
+                && out.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            {
+                out.push(' ');
+            }
             out.push_str(edit.text);
             copied = edit.at + edit.replaces;
         }
@@ -735,6 +741,20 @@ mod tests {
             rewritten("{{ {k: 1}[\"a\"] }}"),
             format!("{{{{ {{{}: 1}}[\"a\"] }}}}", w("k"))
         );
+    }
+
+    #[test]
+    fn a_call_is_never_glued_to_the_word_before_it() {
+        // Found by the template fuzz target: `in__pipecat_walked(` read as one name.
+        assert_eq!(
+            rewritten("{{ 'x' in-a.b }}"),
+            "{{ 'x' in __pipecat_walked(-a.b) }}"
+        );
+        assert_eq!(
+            rewritten("{{ ('x' in- a) or b }}"),
+            "{{ ('x' in __pipecat_walked(- a)) or b }}"
+        );
+        assert_eq!(rewritten("{{ 1 in-a }}"), "{{ 1 in __pipecat_walked(-a) }}");
     }
 
     #[test]
