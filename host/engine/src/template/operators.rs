@@ -85,6 +85,9 @@ pub(super) fn add_operators(env: &mut Environment<'static>) {
     env.add_function(WALKED.trim_end_matches('('), walked);
 }
 
+/// Words of the expression grammar, which no name may be.
+const KEYWORDS: [&str; 7] = ["not", "and", "or", "in", "is", "if", "else"];
+
 /// The call an operand that a comparison, a map key or a subscript walks is wrapped in.
 const WALKED: &str = "__pipecat_walked(";
 
@@ -462,6 +465,14 @@ impl Walk for Edits<'_> {
             }
             Expr::GetItem(g) => self.wrap(&g.subscript_expr),
             Expr::Map(m) => m.keys.iter().for_each(|key| self.wrap(key)),
+            // minijinja reads a trailing `not` (`a == not`) as a name; inside a call it is the operator.
+            Expr::Var(v) if KEYWORDS.contains(&v.id) => {
+                return Err(format!(
+                    "syntax error: `{}` at line {} is a keyword, not a name",
+                    v.id,
+                    expr.span().start_line
+                ));
+            }
             // `loop.changed(value)` compares the value with the one of the last iteration.
             Expr::Call(c) => {
                 if let Expr::GetAttr(attr) = &c.expr
@@ -755,6 +766,20 @@ mod tests {
             "{{ ('x' in __pipecat_walked(- a)) or b }}"
         );
         assert_eq!(rewritten("{{ 1 in-a }}"), "{{ 1 in __pipecat_walked(-a) }}");
+    }
+
+    #[test]
+    fn a_keyword_read_as_a_name_is_a_syntax_error() {
+        // Found by the template fuzz target: minijinja parses `a == not` with `not` as a variable.
+        for source in [
+            "{{ i ~ not }}",
+            "{{ a == not }}",
+            "{% if x == not %}{% endif %}",
+        ] {
+            let error = meter(source).expect_err(source);
+            assert!(error.contains("`not` at line 1 is a keyword"), "{error}");
+        }
+        assert!(meter("{{ not a ~ b }}").is_ok());
     }
 
     #[test]
