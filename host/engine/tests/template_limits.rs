@@ -162,6 +162,17 @@ fn operators_cannot_build_without_bound() {
         );
         assert!(took < Duration::from_secs(10), "{source}: took {took:?}");
     }
+    // Repeating nothing many times builds nothing, and takes no time either (found by fuzzing:
+    // fuzz/corpus/template/regression-empty-list-repeated; minijinja stepped through every empty copy).
+    for (source, want) in [
+        ("{{ ([] * 99999999 * 99999999) | length }}", "0"),
+        ("{{ 1 ~ ([1] * 0 * 99999999) }}", "1[]"),
+        ("{{ (range(0) * 99999999 * 99999999) | list }}", "[]"),
+    ] {
+        let (rendered, took) = render(source);
+        assert_eq!(rendered.as_deref(), Ok(want), "{source}");
+        assert!(took < Duration::from_secs(10), "{source}: took {took:?}");
+    }
     // A condition renders one byte, but has the budget of any render: it may compare long lists.
     let mut templates = Templates::new();
     templates
@@ -221,6 +232,10 @@ fn metered_operators_agree_with_minijinja() {
         "{{ [1] + [2] }}",
         "{{ ([1, 2] + [3]) | sum }}",
         "{{ [1, 2] * 2 }}",
+        "{{ [] * 3 }}",
+        "{{ ([1] * 0) | list }}",
+        "{{ 0 * [1, 2] }}",
+        "{{ (range(0) * 5) | length }}",
         "{{ (range(3) + range(2)) | list }}",
         r#"{{ "x" ~ (1 + 2) ~ "y" }}"#,
         r#"{{ "é" ~ "ü" ~ "€" }}"#,

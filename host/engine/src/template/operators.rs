@@ -672,8 +672,16 @@ fn mul(a: Value, b: Value) -> Result<Value, Error> {
     if let Some(times) = times.as_usize() {
         if let Some(text) = one.as_str() {
             charge(text.len().saturating_mul(times))?;
-        } else if is_sequence(one) && one.len().unwrap_or(0).saturating_mul(times) > MAX_ITEMS {
-            return Err(too_many_items());
+        } else if is_sequence(one) {
+            let len = one.len();
+            if len.unwrap_or(0).saturating_mul(times) > MAX_ITEMS {
+                return Err(too_many_items());
+            }
+            // minijinja repeats lazily and steps through every copy, even of nothing: iterating
+            // `[] * 99999999 * 99999999` would take 10^16 steps that build nothing.
+            if len == Some(0) || times == 0 {
+                return Ok(Value::from(Vec::<Value>::new()));
+            }
         }
     }
     native(&NATIVE.mul, a, b)
