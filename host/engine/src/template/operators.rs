@@ -23,6 +23,11 @@ use super::guard::{charge, value_bytes, walk};
 /// `source` with every `+`, `*` and `~` replaced by a call to its metered function; borrowed when there is
 /// none. A source that does not parse comes back as it is, so minijinja reports the syntax error itself.
 pub(super) fn meter(source: &str) -> Result<Cow<'_, str>, String> {
+    if let Some(line) = reserved_name_at(source) {
+        return Err(format!(
+            "syntax error: names starting with `{RESERVED}` are reserved (line {line})"
+        ));
+    }
     let Some(root) = parse_template(source) else {
         return Ok(Cow::Borrowed(source));
     };
@@ -58,6 +63,21 @@ fn shape(root: &ast::Stmt<'_>) -> Vec<String> {
     shape.0
 }
 
+/// The prefix of the functions the rewrite calls. A template that could name them could also shadow them
+/// (`{% set __pipecat_cat = … %}`, a macro of that name), so none may.
+const RESERVED: &str = "__pipecat_";
+
+/// The line of the first name in `source` that starts with [`RESERVED`] (text and strings aside).
+fn reserved_name_at(source: &str) -> Option<u16> {
+    if !source.contains(RESERVED) {
+        return None;
+    }
+    tokenize(source, false, Default::default(), Default::default())
+        .map_while(Result::ok)
+        .find(|(token, _)| matches!(token, Token::Ident(name) if name.starts_with(RESERVED)))
+        .map(|(_, span)| span.start_line)
+}
+
 /// Whether no `)` of `expr` closes a parenthesis it did not open: `a) * (b` is not one expression, although
 /// `(a) * (b)`, the expression in parentheses, parses.
 pub(super) fn closes_only_its_own(expr: &str) -> bool {
@@ -90,6 +110,7 @@ const KEYWORDS: [&str; 7] = ["not", "and", "or", "in", "is", "if", "else"];
 
 /// The call an operand that a comparison, a map key or a subscript walks is wrapped in.
 const WALKED: &str = "__pipecat_walked(";
+const _: () = assert!(WALKED.len() > RESERVED.len());
 
 #[derive(Clone, Copy)]
 enum Operator {
@@ -788,6 +809,30 @@ mod tests {
             assert!(error.contains("`not` at line 1 is a keyword"), "{error}");
         }
         assert!(meter("{{ not a ~ b }}").is_ok());
+    }
+
+    #[test]
+    fn the_metered_functions_cannot_be_named_or_shadowed() {
+        for source in [
+            "{% set __pipecat_cat = x %}{{ a ~ b }}",
+            "{% macro __pipecat_cat(a, b) %}{{ a }}{{ b }}{% endmacro %}{{ a ~ b }}",
+            "{{ __pipecat_walked(a) }}",
+            "{% for __pipecat_add in [1] %}{% endfor %}",
+            "text\n{{ x.__pipecat_mul }}",
+        ] {
+            let error = meter(source).expect_err(source);
+            assert!(
+                error.starts_with("syntax error: names starting with `__pipecat_` are reserved"),
+                "{source}: {error}"
+            );
+        }
+        assert!(
+            meter("{{ x }}\n{{ y }}\n{{ __pipecat_cat(1, 2) }}")
+                .unwrap_err()
+                .ends_with("(line 3)")
+        );
+        // Only names are reserved: text and strings may say anything.
+        assert!(meter("__pipecat_cat {{ '__pipecat_cat' ~ a }}").is_ok());
     }
 
     #[test]
