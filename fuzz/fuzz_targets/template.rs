@@ -1,7 +1,8 @@
 //! Arbitrary template text, input and node outputs -> the engine's template compile and render.
 //!
 //! Invariants: nothing panics, every render ends (fuel, recursion limit) and its output stays under the cap,
-//! and every template that parses has its operators metered (the rewrite is never refused).
+//! and every template that parses has its operators metered (the rewrite is never refused; a chain of more
+//! than 140 operators in one expression is a syntax error of its own).
 #![no_main]
 
 use std::collections::BTreeMap;

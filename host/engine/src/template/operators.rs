@@ -39,14 +39,27 @@ pub(super) fn meter(source: &str) -> Result<Cow<'_, str>, String> {
     edits.stmt(&root)?;
     let rewritten = edits.apply()?;
     // The rewrite must read as the source did, operators and groupings alike.
-    if let Cow::Owned(text) = &rewritten
-        && parse_template(text).map(|r| shape(&r)) != Some(shape(&root))
-    {
-        return Err(
-            "an operator of this template could not be checked for limits; \
-             try parentheses around its operands"
-                .to_string(),
-        );
+    if let Cow::Owned(text) = &rewritten {
+        let reread = parse(text, "<template>", Default::default(), Default::default());
+        match reread {
+            Ok(again) if shape(&again) == shape(&root) => {}
+            // Each operator of a chain is a call around the ones before it, and minijinja's parser stops
+            // at 150 levels of nesting: `a ~ b ~ …` with 149 operators no longer parses.
+            Err(e) if e.detail().is_some_and(|d| d.contains("recursion")) => {
+                return Err(format!(
+                    "syntax error: an expression chains more than {MAX_CHAIN} `~`, `+` or `*` operators \
+                     (line {}); build the value in steps with `{{% set %}}`",
+                    e.line().unwrap_or(1)
+                ));
+            }
+            _ => {
+                return Err(
+                    "an operator of this template could not be checked for limits; \
+                     try parentheses around its operands"
+                        .to_string(),
+                );
+            }
+        }
     }
     Ok(rewritten)
 }
@@ -62,6 +75,10 @@ fn shape(root: &ast::Stmt<'_>) -> Vec<String> {
     let _ = shape.stmt(root);
     shape.0
 }
+
+/// How many `~`, `+` and `*` one expression may chain (a few levels of minijinja's 150 are left for the
+/// expression around the chain).
+const MAX_CHAIN: usize = 140;
 
 /// The prefix of the functions the rewrite calls. A template that could name them could also shadow them
 /// (`{% set __pipecat_cat = … %}`, a macro of that name), so none may.
@@ -833,6 +850,20 @@ mod tests {
         );
         // Only names are reserved: text and strings may say anything.
         assert!(meter("__pipecat_cat {{ '__pipecat_cat' ~ a }}").is_ok());
+    }
+
+    #[test]
+    fn a_chain_too_long_to_nest_is_a_syntax_error() {
+        let chain = |n: usize, op: &str| format!("{{{{ ({}) }}}}", vec!["a"; n + 1].join(op));
+        for op in ["~", "+", "*"] {
+            assert!(meter(&chain(MAX_CHAIN, op)).is_ok(), "{op}");
+            // Found by the template fuzz target (regression-long-chain): 163 `~` in one condition.
+            let error = meter(&chain(163, op)).expect_err(op);
+            assert!(
+                error.starts_with("syntax error: an expression chains more than 140"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
