@@ -281,6 +281,9 @@ fn metered_operators_agree_with_minijinja() {
         "{{ ((input) if true else 2) == \"hi\" }}",
         "{{ ((input)) ~ (((\"x\"))) }}",
         "{{ (input not in [\"a\"]) == true }}",
+        "{{ true == input is not none }}",
+        "{{ (input is not none) == true }}",
+        "{{ input is not odd == false }}",
     ];
     let ctx = context(&minijinja::Value::from("hi"), &Default::default());
     let mut plain = minijinja::Environment::new();

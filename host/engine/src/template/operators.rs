@@ -608,12 +608,13 @@ fn start(expr: &ast::Expr<'_>) -> usize {
         Expr::Var(_) | Expr::Const(_) | Expr::List(_) | Expr::Map(_) => own,
         Expr::BinOp(b) if is_comparison(&b.op) => start(&b.left),
         Expr::BinOp(_) => own,
-        // `a not in b` is `not (a in b)` with the comparison's span.
+        // `a not in b` is `not (a in b)` with the comparison's span; `a is not t` is `not (a is t)` with
+        // the test's, which starts at its name.
         Expr::UnaryOp(u) => match &u.expr {
             Expr::BinOp(b) if matches!(b.op, ast::BinOpKind::In) && b.span() == u.span() => {
                 start(&u.expr)
             }
-            _ => own,
+            _ => own.min(start(&u.expr)),
         },
         Expr::Compare(c) => start(&c.expr),
         Expr::IfExpr(i) => start(&i.true_expr),
@@ -812,6 +813,21 @@ mod tests {
             "{{ ('x' in __pipecat_walked(- a)) or b }}"
         );
         assert_eq!(rewritten("{{ 1 in-a }}"), "{{ 1 in __pipecat_walked(-a) }}");
+    }
+
+    #[test]
+    fn a_negated_test_is_wrapped_whole() {
+        // Found by the template fuzz target (regression-negated-test): `a is not t` is `not (a is t)` with a
+        // span that starts at `t`, and only `t` was wrapped.
+        let w = |x: &str| format!("__pipecat_walked({x})");
+        assert_eq!(
+            rewritten("{{ 'x' in a is not none }}"),
+            format!("{{{{ 'x' in {} }}}}", w("a is not none"))
+        );
+        assert_eq!(
+            rewritten("{{ -a.b is not odd == x }}"),
+            format!("{{{{ {} == {} }}}}", w("-a.b is not odd"), w("x"))
+        );
     }
 
     #[test]
